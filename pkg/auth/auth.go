@@ -1,0 +1,120 @@
+// Package auth authenticates applications by API key. Keys carry a prefix
+// naming their main scope (eye_w_ write, eye_r_ read, eye_a_ admin), are
+// stored only as SHA-256 hashes, and are cached by the services that check
+// them so the hot path needs no database round trip.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"math/big"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Scope is a right granted to a key.
+type Scope string
+
+// Scopes.
+const (
+	ScopeWrite Scope = "write" // ingest events and register sessions
+	ScopeRead  Scope = "read"  // query the application's own data
+	ScopeAdmin Scope = "admin" // change events, see every application
+)
+
+// Principal is who a key authenticates.
+type Principal struct {
+	AppID  uuid.UUID
+	Scopes []Scope
+}
+
+// Has reports whether p holds scope s.
+func (p Principal) Has(s Scope) bool { return slices.Contains(p.Scopes, s) }
+
+// Errors returned by Authenticate.
+var (
+	ErrNoKey      = errors.New("missing API key")
+	ErrUnknownKey = errors.New("unknown or revoked API key")
+)
+
+// Hash is the stored form of a key.
+type Hash [sha256.Size]byte
+
+// HashKey hashes a key for storage and lookup.
+func HashKey(key string) Hash { return sha256.Sum256([]byte(key)) }
+
+// KeyStore finds the principal for a key hash, or returns ErrUnknownKey.
+type KeyStore interface {
+	LookupKey(ctx context.Context, h Hash) (Principal, error)
+}
+
+// NewKey generates a random key with the prefix for scope.
+func NewKey(s Scope) (string, error) {
+	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	b := make([]byte, 32)
+	for i := range b {
+		n, err := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
+		if err != nil {
+			return "", err
+		}
+		b[i] = alphabet[n.Int64()]
+	}
+	return "eye_" + string(s[0]) + "_" + string(b), nil
+}
+
+// Authenticator checks keys against a KeyStore through a short-lived cache:
+// a revoked key stops working within TTL.
+type Authenticator struct {
+	store KeyStore
+	ttl   time.Duration
+	now   func() time.Time
+
+	mu    sync.Mutex
+	cache map[Hash]cached
+}
+
+type cached struct {
+	p       Principal
+	err     error
+	expires time.Time
+}
+
+// NewAuthenticator returns an Authenticator caching answers for ttl.
+func NewAuthenticator(store KeyStore, ttl time.Duration) (*Authenticator, error) {
+	if store == nil {
+		return nil, errors.New("auth: nil key store")
+	}
+	return &Authenticator{store: store, ttl: ttl, now: time.Now, cache: make(map[Hash]cached)}, nil
+}
+
+// Authenticate returns the principal for key. Unknown keys are cached too,
+// so a flood of bad keys does not reach the database.
+func (a *Authenticator) Authenticate(ctx context.Context, key string) (Principal, error) {
+	if key == "" {
+		return Principal{}, ErrNoKey
+	}
+	h := HashKey(key)
+	now := a.now()
+	a.mu.Lock()
+	c, ok := a.cache[h]
+	a.mu.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.p, c.err
+	}
+	p, err := a.store.LookupKey(ctx, h)
+	if err != nil && !errors.Is(err, ErrUnknownKey) {
+		return Principal{}, err // store unavailable: do not cache
+	}
+	a.mu.Lock()
+	if len(a.cache) > 100_000 { // bound memory under a key-guessing flood
+		clear(a.cache)
+	}
+	a.cache[h] = cached{p: p, err: err, expires: now.Add(a.ttl)}
+	a.mu.Unlock()
+	return p, err
+}

@@ -1,0 +1,104 @@
+package auth
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// PGStore keeps applications and key hashes in Postgres.
+type PGStore struct {
+	db *sqlx.DB
+}
+
+var _ KeyStore = (*PGStore)(nil)
+
+// NewPGStore returns a store on db.
+func NewPGStore(db *sqlx.DB) (*PGStore, error) {
+	if db == nil {
+		return nil, errors.New("auth: nil db")
+	}
+	return &PGStore{db: db}, nil
+}
+
+// LookupKey implements KeyStore.
+func (s *PGStore) LookupKey(ctx context.Context, h Hash) (Principal, error) {
+	const q = `
+		SELECT k.app_id, k.scopes
+		FROM api_keys k JOIN applications a ON a.id = k.app_id
+		WHERE k.hash = $1 AND k.revoked_at IS NULL AND a.disabled_at IS NULL`
+	var row struct {
+		AppID  uuid.UUID      `db:"app_id"`
+		Scopes pq.StringArray `db:"scopes"`
+	}
+	err := s.db.GetContext(ctx, &row, q, h[:])
+	if errors.Is(err, sql.ErrNoRows) {
+		return Principal{}, ErrUnknownKey
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("lookup key: %w", err)
+	}
+	p := Principal{AppID: row.AppID}
+	for _, sc := range row.Scopes {
+		p.Scopes = append(p.Scopes, Scope(sc))
+	}
+	return p, nil
+}
+
+// EnsureApplication creates the application if it does not exist.
+func (s *PGStore) EnsureApplication(ctx context.Context, id uuid.UUID, name string) error {
+	const q = `INSERT INTO applications (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`
+	if _, err := s.db.ExecContext(ctx, q, id, name); err != nil {
+		return fmt.Errorf("ensure application: %w", err)
+	}
+	return nil
+}
+
+// PutKey stores key for app with scopes, replacing the scopes and clearing
+// any revocation if the key already exists.
+func (s *PGStore) PutKey(ctx context.Context, app uuid.UUID, key, label string, scopes ...Scope) error {
+	const q = `
+		INSERT INTO api_keys (hash, app_id, scopes, label) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (hash) DO UPDATE
+		SET app_id = EXCLUDED.app_id, scopes = EXCLUDED.scopes, label = EXCLUDED.label, revoked_at = NULL`
+	h := HashKey(key)
+	ss := make(pq.StringArray, len(scopes))
+	for i, sc := range scopes {
+		ss[i] = string(sc)
+	}
+	if _, err := s.db.ExecContext(ctx, q, h[:], app, ss, label); err != nil {
+		return fmt.Errorf("put key: %w", err)
+	}
+	return nil
+}
+
+// DevAppID is the application that development keys belong to.
+var DevAppID = uuid.MustParse("00000000-0000-4000-8000-00000000de00")
+
+// RegisterDevKeys registers the development keys (EYE_DEV_WRITE_KEY and
+// EYE_DEV_READ_KEY) for the dev application: the write key may ingest, the
+// read key may read and administer. Empty keys are skipped.
+func (s *PGStore) RegisterDevKeys(ctx context.Context, writeKey, readKey string) error {
+	if writeKey == "" && readKey == "" {
+		return nil
+	}
+	if err := s.EnsureApplication(ctx, DevAppID, "dev"); err != nil {
+		return err
+	}
+	if writeKey != "" {
+		if err := s.PutKey(ctx, DevAppID, writeKey, "dev write", ScopeWrite); err != nil {
+			return err
+		}
+	}
+	if readKey != "" {
+		if err := s.PutKey(ctx, DevAppID, readKey, "dev read", ScopeRead, ScopeAdmin); err != nil {
+			return err
+		}
+	}
+	return nil
+}

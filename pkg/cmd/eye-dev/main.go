@@ -1,0 +1,215 @@
+// Command eye-dev runs the whole pipeline on one machine without Docker:
+// the embedded Kafka-protocol broker (kfake, persisted under EYE_HOME), a
+// private Postgres cluster from the local PostgreSQL binaries (or
+// EYE_POSTGRES_DSN), and the four services as child processes. It prints the
+// URLs and API keys and runs until Ctrl-C. `make run` builds and starts it.
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/the-eye/eye/pkg/auth"
+	"github.com/the-eye/eye/pkg/config"
+	"github.com/the-eye/eye/pkg/devstack"
+	"github.com/the-eye/eye/pkg/pg"
+)
+
+type cfg struct {
+	Home         string `env:"EYE_HOME" default:".eye"`
+	BinDir       string `env:"EYE_BIN_DIR" default:"bin"`
+	PostgresDSN  string `env:"EYE_POSTGRES_DSN" secret:"true"`
+	PostgresPort int    `env:"EYE_DEV_POSTGRES_PORT" default:"54329"`
+	Brokers      string `env:"EYE_KAFKA_BROKERS"`
+	KafkaPort    int    `env:"EYE_DEV_KAFKA_PORT" default:"9092"`
+	WriteKey     string `env:"EYE_DEV_WRITE_KEY" secret:"true"`
+	ReadKey      string `env:"EYE_DEV_READ_KEY" secret:"true"`
+	GatewayAddr  string `env:"EYE_GATEWAY_ADDR" default:":8080"`
+	QueryAddr    string `env:"EYE_QUERY_ADDR" default:":8081"`
+}
+
+var services = []string{"ingest-gateway", "validator", "writer", "query-api"}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "eye-dev:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	var c cfg
+	if err := config.Load(&c); err != nil {
+		return err
+	}
+	home, err := filepath.Abs(c.Home)
+	if err != nil {
+		return err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+
+	dsn := c.PostgresDSN
+	if dsn == "" {
+		p, err := devstack.StartPostgres(startCtx, devstack.PostgresOptions{Dir: filepath.Join(home, "postgres"), Port: c.PostgresPort, Durable: true})
+		if err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+		defer p.Stop()
+		dsn = p.DSN("eye")
+	}
+	db, err := pg.Open(startCtx, dsn)
+	if err != nil {
+		return err
+	}
+	err = pg.Migrate(startCtx, db)
+	db.Close()
+	if err != nil {
+		return err
+	}
+
+	brokers := c.Brokers
+	if brokers == "" {
+		k, err := devstack.StartKafka(filepath.Join(home, "kafka"), c.KafkaPort)
+		if err != nil {
+			return err
+		}
+		defer k.Close()
+		brokers = strings.Join(k.Brokers(), ",")
+	}
+
+	writeKey, readKey, err := devKeys(home, c.WriteKey, c.ReadKey)
+	if err != nil {
+		return err
+	}
+	env := append(os.Environ(),
+		"EYE_POSTGRES_DSN="+dsn, "EYE_KAFKA_BROKERS="+brokers,
+		"EYE_DEV_WRITE_KEY="+writeKey, "EYE_DEV_READ_KEY="+readKey)
+
+	ctx, cancelAll := context.WithCancel(ctx)
+	defer cancelAll()
+	exited := make(chan error, len(services))
+	var procs []proc
+	for _, s := range services {
+		cmd := exec.Command(filepath.Join(c.BinDir, s))
+		cmd.Env, cmd.Stdout, cmd.Stderr = env, os.Stdout, os.Stderr
+		if err := cmd.Start(); err != nil {
+			stopAll(procs)
+			return fmt.Errorf("start %s (run `make build` first): %w", s, err)
+		}
+		p := proc{cmd: cmd, done: make(chan struct{})}
+		procs = append(procs, p)
+		go func() {
+			err := cmd.Wait()
+			close(p.done)
+			exited <- fmt.Errorf("%s exited: %v", s, err)
+		}()
+	}
+	banner(c, writeKey, readKey)
+
+	select {
+	case <-ctx.Done():
+		stopAll(procs)
+		return nil
+	case err := <-exited:
+		stopAll(procs)
+		return err
+	}
+}
+
+// devKeys returns the configured keys, or keys generated once and kept in
+// EYE_HOME/keys.env so they survive restarts like the data does.
+func devKeys(home, write, read string) (string, string, error) {
+	path := filepath.Join(home, "keys.env")
+	saved := map[string]string{}
+	if f, err := os.Open(path); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+				saved[k] = v
+			}
+		}
+		f.Close()
+	}
+	var err error
+	if write == "" {
+		if write = saved["EYE_DEV_WRITE_KEY"]; write == "" {
+			if write, err = auth.NewKey(auth.ScopeWrite); err != nil {
+				return "", "", err
+			}
+		}
+	}
+	if read == "" {
+		if read = saved["EYE_DEV_READ_KEY"]; read == "" {
+			if read, err = auth.NewKey(auth.ScopeRead); err != nil {
+				return "", "", err
+			}
+		}
+	}
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return "", "", err
+	}
+	content := "EYE_DEV_WRITE_KEY=" + write + "\nEYE_DEV_READ_KEY=" + read + "\n"
+	return write, read, os.WriteFile(path, []byte(content), 0o600)
+}
+
+// proc is a running service; done closes when it has exited.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// stopAll asks every service to drain (SIGTERM) and kills those still
+// running after 20 s.
+func stopAll(procs []proc) {
+	for _, p := range procs {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	deadline := time.After(20 * time.Second)
+	for _, p := range procs {
+		select {
+		case <-p.done:
+		case <-deadline:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+}
+
+func banner(c cfg, writeKey, readKey string) {
+	gw, q := "http://localhost"+portOf(c.GatewayAddr), "http://localhost"+portOf(c.QueryAddr)
+	fmt.Printf(`
+The Eye is running (Ctrl-C to stop).
+
+  ingest-gateway  %[1]s   (swagger: %[1]s/docs/)
+  query-api       %[2]s   (swagger: %[2]s/docs/)
+
+  write key  %[3]s
+  read key   %[4]s   (read + admin)
+
+  curl -X POST %[1]s/events/ -H 'Authorization: Bearer %[3]s' -H 'Content-Type: application/json' \
+    -d '{"session_id":"9ab1b579-7021-4e0c-8ea1-2ac9f52f3058","category":"page interaction","name":"pageview","data":{"host":"www.example.com","path":"/"},"timestamp":"2021-01-01 09:15:27.243860"}'
+  curl '%[2]s/events/?session=9ab1b579-7021-4e0c-8ea1-2ac9f52f3058' -H 'Authorization: Bearer %[4]s'
+
+`, gw, q, writeKey, readKey)
+}
+
+func portOf(addr string) string {
+	if i := strings.LastIndex(addr, ":"); i >= 0 {
+		if _, err := strconv.Atoi(addr[i+1:]); err == nil {
+			return addr[i:]
+		}
+	}
+	return addr
+}

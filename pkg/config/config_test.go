@@ -1,0 +1,32 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoad(t *testing.T) {
+	var cfg struct {
+		Common
+		Addr    string        `env:"ADDR" default:":8080"`
+		Wait    time.Duration `env:"WAIT" default:"2s"`
+		Secret  string        `env:"SECRET" secret:"true"`
+		Origins []string      `env:"ORIGINS"`
+	}
+	env := map[string]string{"ADDR": ":9", "SECRET": "k", "ORIGINS": "a, b", "EYE_TOPIC_PARTITIONS": "3"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	if err := LoadFrom(lookup, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != ":9" || cfg.Wait != 2*time.Second || len(cfg.Origins) != 2 || cfg.Partitions != 3 || cfg.TopicPrefix != "eye." {
+		t.Fatalf("loaded %+v", cfg)
+	}
+	if got := LogValue(&cfg).String(); !strings.Contains(got, "SECRET=***") || strings.Contains(got, "SECRET=k") {
+		t.Fatalf("secret not masked: %s", got)
+	}
+	env["WAIT"] = "soon"
+	if err := LoadFrom(lookup, &cfg); err == nil {
+		t.Fatal("bad duration accepted")
+	}
+}

@@ -1,0 +1,202 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Fields are the validated parts of an event that a client supplies.
+type Fields struct {
+	SessionID uuid.UUID
+	Category  string
+	Name      string
+	Data      json.RawMessage
+	Timestamp time.Time
+}
+
+// Rules are the validation rules every stage applies to an event document.
+type Rules struct {
+	// FutureTolerance is how far past now a timestamp may be, to absorb
+	// client clock skew.
+	FutureTolerance time.Duration
+	// MaxTextLength bounds category and name, in characters.
+	MaxTextLength int
+}
+
+// DefaultRules are the rules with the documented defaults.
+func DefaultRules() Rules {
+	return Rules{FutureTolerance: time.Minute, MaxTextLength: 255}
+}
+
+// Validate decodes one event document and checks every rule, returning all
+// reasons it fails at once so a client can fix them in one go.
+func (r Rules) Validate(payload []byte, now time.Time) (Fields, Reasons) {
+	obj, reason := DecodeObject(payload)
+	if reason != nil {
+		return Fields{}, Reasons{*reason}
+	}
+	return r.ValidateObject(obj, now)
+}
+
+// DecodeObject decodes a JSON document that must be an object, keeping the
+// values raw. It returns an invalid_json or not_an_object reason otherwise.
+func DecodeObject(payload []byte) (map[string]json.RawMessage, *Reason) {
+	if !json.Valid(payload) {
+		return nil, &Reason{Code: CodeInvalidJSON, Message: "body is not valid JSON"}
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &obj); err != nil || obj == nil {
+		return nil, &Reason{Code: CodeNotObject, Message: "an event must be a JSON object"}
+	}
+	return obj, nil
+}
+
+// ValidateObject checks the rules on an already decoded event object.
+func (r Rules) ValidateObject(obj map[string]json.RawMessage, now time.Time) (Fields, Reasons) {
+	var (
+		f    Fields
+		errs Reasons
+	)
+	add := func(code Code, field, format string, args ...any) {
+		errs = append(errs, Reason{Code: code, Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+
+	sid, field, ok := SessionRef(obj)
+	switch {
+	case !ok:
+		add(CodeMissingField, "/session_id", "session_id (or session.id) is required")
+	default:
+		id, err := uuid.Parse(sid)
+		if err != nil || len(sid) != 36 {
+			add(CodeInvalidSessionID, field, "session id %q is not a UUID", truncate(sid, 64))
+		} else {
+			f.SessionID = id
+		}
+	}
+
+	f.Category = r.text(obj, "category", add)
+	f.Name = r.text(obj, "name", add)
+
+	switch raw, ok := obj["data"]; {
+	case !ok || isNull(raw):
+		add(CodeMissingField, "/data", "data is required")
+	case raw[0] != '{':
+		add(CodeInvalidData, "/data", "data must be a JSON object")
+	default:
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &m); err != nil {
+			add(CodeInvalidData, "/data", "data must be a JSON object")
+		} else if len(m) == 0 {
+			add(CodeEmptyData, "/data", "data must not be empty")
+		} else {
+			var b bytes.Buffer
+			_ = json.Compact(&b, raw) // raw is valid JSON: Compact cannot fail
+			f.Data = b.Bytes()
+		}
+	}
+
+	switch raw, ok := obj["timestamp"]; {
+	case !ok || isNull(raw):
+		add(CodeMissingField, "/timestamp", "timestamp is required")
+	default:
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			add(CodeInvalidTimestamp, "/timestamp", "timestamp must be a string")
+			break
+		}
+		t, err := ParseTimestamp(s)
+		if err != nil {
+			add(CodeInvalidTimestamp, "/timestamp", "%q: %v", truncate(s, 64), err)
+			break
+		}
+		if y := t.Year(); y < 1 || y > 9999 {
+			add(CodeInvalidTimestamp, "/timestamp", "year %d is outside 1..9999", y)
+			break
+		}
+		if t.After(now.Add(r.FutureTolerance)) {
+			add(CodeFutureTimestamp, "/timestamp", "timestamp %s is in the future", t.Format(time.RFC3339Nano))
+			break
+		}
+		f.Timestamp = t
+	}
+	if len(errs) > 0 {
+		return Fields{}, errs
+	}
+	return f, nil
+}
+
+// text reads a required, non-empty string field of bounded length.
+func (r Rules) text(obj map[string]json.RawMessage, key string, add func(Code, string, string, ...any)) string {
+	ptr := "/" + key
+	raw, ok := obj[key]
+	if !ok || isNull(raw) {
+		add(CodeMissingField, ptr, "%s is required", key)
+		return ""
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		add(CodeInvalidField, ptr, "%s must be a string", key)
+		return ""
+	}
+	switch n := utf8.RuneCountInString(s); {
+	case n == 0:
+		add(CodeMissingField, ptr, "%s must not be empty", key)
+	case n > r.MaxTextLength:
+		add(CodeInvalidField, ptr, "%s is longer than %d characters", key, r.MaxTextLength)
+	default:
+		return s
+	}
+	return ""
+}
+
+// SessionRef finds the session id in either accepted shape,
+// "session_id": "<uuid>" or the seed's "session": {"id": "<uuid>"}. It
+// returns the id text, the JSON pointer it came from, and whether a string
+// was found at all.
+func SessionRef(obj map[string]json.RawMessage) (id, field string, ok bool) {
+	if raw, found := obj["session_id"]; found && !isNull(raw) {
+		return stringValue(raw), "/session_id", true
+	}
+	raw, found := obj["session"]
+	if !found || isNull(raw) {
+		return "", "", false
+	}
+	var nested map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &nested); err != nil {
+		return stringValue(raw), "/session", true
+	}
+	inner, found := nested["id"]
+	if !found || isNull(inner) {
+		return "", "", false
+	}
+	return stringValue(inner), "/session/id", true
+}
+
+// stringValue returns a JSON string's value, or the raw JSON text for any
+// other value so it can be reported.
+func stringValue(raw json.RawMessage) string {
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return string(raw)
+	}
+	return s
+}
+
+func isNull(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,218 @@
+// Package testkit gives tests real infrastructure: a Kafka-protocol broker
+// and a Postgres database. Each comes from, in order: the environment
+// (EYE_KAFKA_BROKERS, EYE_POSTGRES_DSN), testcontainers when a Docker daemon
+// answers, or the embedded broker (kfake) and a private Postgres cluster
+// started from the local binaries. One broker and one cluster serve a whole
+// test binary; every test gets its own topics and its own database, cloned
+// from a migrated template.
+//
+// Packages using it call testkit.Main from TestMain so the shared
+// infrastructure is torn down at the end.
+package testkit
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lib/pq"
+	"github.com/testcontainers/testcontainers-go"
+	tckafka "github.com/testcontainers/testcontainers-go/modules/kafka"
+	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
+
+	"github.com/the-eye/eye/pkg/devstack"
+	"github.com/the-eye/eye/pkg/pg"
+)
+
+var (
+	mu       sync.Mutex
+	teardown []func()
+
+	kafkaOnce    sync.Once
+	kafkaBrokers []string
+	kafkaErr     error
+
+	pgOnce     sync.Once
+	pgAdminDSN string // a DSN whose database may be replaced by any other
+	pgTemplate string // migrated template database
+	pgErr      error
+)
+
+// Main runs the tests and then stops the shared infrastructure.
+func Main(m *testing.M) {
+	code := m.Run()
+	mu.Lock()
+	for i := len(teardown) - 1; i >= 0; i-- {
+		teardown[i]()
+	}
+	mu.Unlock()
+	os.Exit(code)
+}
+
+func onTeardown(f func()) {
+	mu.Lock()
+	teardown = append(teardown, f)
+	mu.Unlock()
+}
+
+// Kafka returns broker addresses for the test binary's shared broker.
+func Kafka(t testing.TB) []string {
+	t.Helper()
+	kafkaOnce.Do(func() { kafkaBrokers, kafkaErr = startKafka() })
+	if kafkaErr != nil {
+		t.Fatalf("kafka: %v", kafkaErr)
+	}
+	return kafkaBrokers
+}
+
+// KafkaSource says where Kafka comes from: "env", "testcontainers" or "embedded".
+var KafkaSource string
+
+func startKafka() ([]string, error) {
+	if b := os.Getenv("EYE_KAFKA_BROKERS"); b != "" {
+		KafkaSource = "env"
+		return strings.Split(b, ","), nil
+	}
+	if dockerAnswers() {
+		KafkaSource = "testcontainers"
+		ctx := context.Background()
+		c, err := tckafka.Run(ctx, "confluentinc/confluent-local:7.5.0", tckafka.WithClusterID("eye-test"))
+		if err != nil {
+			return nil, fmt.Errorf("testcontainers kafka: %w", err)
+		}
+		onTeardown(func() { _ = testcontainers.TerminateContainer(c) })
+		return c.Brokers(ctx)
+	}
+	KafkaSource = "embedded"
+	k, err := devstack.StartKafka("", 0)
+	if err != nil {
+		return nil, err
+	}
+	onTeardown(k.Close)
+	return k.Brokers(), nil
+}
+
+// TopicPrefix returns a topic prefix unique to this test, so tests sharing a
+// broker never see each other's records.
+func TopicPrefix(t testing.TB) string {
+	return "t" + randomHex(6) + "."
+}
+
+// Postgres returns the DSN of a new, migrated database for this test; it is
+// dropped when the test ends.
+func Postgres(t testing.TB) string {
+	t.Helper()
+	pgOnce.Do(func() { pgErr = startPostgres() })
+	if pgErr != nil {
+		t.Fatalf("postgres: %v", pgErr)
+	}
+	name := "test_" + randomHex(8)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	admin, err := pg.Open(ctx, pgAdminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.ExecContext(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", pq.QuoteIdentifier(name), pq.QuoteIdentifier(pgTemplate))); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if db, err := pg.Open(ctx, pgAdminDSN); err == nil {
+			db.ExecContext(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", pq.QuoteIdentifier(name)))
+			db.Close()
+		}
+	})
+	return withDatabase(pgAdminDSN, name)
+}
+
+func startPostgres() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	switch {
+	case os.Getenv("EYE_POSTGRES_DSN") != "":
+		pgAdminDSN = os.Getenv("EYE_POSTGRES_DSN")
+	case dockerAnswers():
+		c, err := tcpostgres.Run(ctx, "postgres:16-alpine", tcpostgres.WithDatabase("eye"),
+			tcpostgres.WithUsername("eye"), tcpostgres.WithPassword("eye"), tcpostgres.BasicWaitStrategies())
+		if err != nil {
+			return fmt.Errorf("testcontainers postgres: %w", err)
+		}
+		onTeardown(func() { _ = testcontainers.TerminateContainer(c) })
+		if pgAdminDSN, err = c.ConnectionString(ctx, "sslmode=disable"); err != nil {
+			return err
+		}
+	default:
+		dir, err := os.MkdirTemp("", "eye-test-pg-")
+		if err != nil {
+			return err
+		}
+		p, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{Dir: dir})
+		if err != nil {
+			os.RemoveAll(dir)
+			return err
+		}
+		onTeardown(func() { p.Stop(); os.RemoveAll(dir) })
+		pgAdminDSN = p.DSN("eye")
+	}
+	pgTemplate = "tmpl_" + randomHex(6)
+	admin, err := pg.Open(ctx, pgAdminDSN)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(pgTemplate)); err != nil {
+		return fmt.Errorf("create template database: %w", err)
+	}
+	onTeardown(func() {
+		if db, err := pg.Open(context.Background(), pgAdminDSN); err == nil {
+			db.Exec("DROP DATABASE IF EXISTS " + pq.QuoteIdentifier(pgTemplate) + " WITH (FORCE)")
+			db.Close()
+		}
+	})
+	tmpl, err := pg.Open(ctx, withDatabase(pgAdminDSN, pgTemplate))
+	if err != nil {
+		return err
+	}
+	defer tmpl.Close()
+	return pg.Migrate(ctx, tmpl)
+}
+
+// dockerAnswers reports whether a Docker daemon is reachable.
+func dockerAnswers() bool {
+	if os.Getenv("EYE_TEST_NO_DOCKER") != "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
+	if err != nil {
+		return false
+	}
+	cli.Close()
+	return true
+}
+
+func withDatabase(dsn, db string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn
+	}
+	u.Path = "/" + db
+	return u.String()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,493 @@
+// Package httpapi is the query API's HTTP transport: routes, parameter
+// parsing, scopes, and the one mapping from domain errors to status codes.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/the-eye/eye/pkg/auth"
+	"github.com/the-eye/eye/pkg/event"
+	"github.com/the-eye/eye/pkg/httpx"
+	"github.com/the-eye/eye/pkg/pg"
+	"github.com/the-eye/eye/services/query-api/internal/query"
+)
+
+// API serves the query routes.
+type API struct {
+	store *query.Store
+	auth  *auth.Authenticator
+	ready func(context.Context) error
+}
+
+// New returns the API; ready reports whether Postgres answers.
+func New(store *query.Store, a *auth.Authenticator, ready func(context.Context) error) (*API, error) {
+	if store == nil || a == nil || ready == nil {
+		return nil, errors.New("httpapi: missing dependency")
+	}
+	return &API{store: store, auth: a, ready: ready}, nil
+}
+
+// Register mounts the routes on r.
+func (a *API) Register(r *gin.Engine) {
+	read := httpx.RequireScope(a.auth, auth.ScopeRead)
+	admin := httpx.RequireScope(a.auth, auth.ScopeAdmin)
+	httpx.Handle(r, http.MethodGet, "/events", read, a.listEvents)
+	httpx.Handle(r, http.MethodGet, "/events/:id", read, a.getEvent)
+	httpx.Handle(r, http.MethodPut, "/events/:id", admin, a.putEvent)
+	httpx.Handle(r, http.MethodPatch, "/events/:id", admin, a.patchEvent)
+	httpx.Handle(r, http.MethodDelete, "/events/:id", admin, a.deleteEvent)
+	httpx.Handle(r, http.MethodGet, "/sessions", read, a.listSessions)
+	httpx.Handle(r, http.MethodGet, "/sessions/:id", read, a.getSession)
+	httpx.Handle(r, http.MethodGet, "/errors", read, a.listErrors)
+	httpx.Handle(r, http.MethodGet, "/errors/:id", read, a.getError)
+	r.GET("/readyz", a.readyz)
+}
+
+// EventList is a page of events.
+type EventList struct {
+	Results []query.Event `json:"results"`
+	Next    *string       `json:"next" example:"eyJ0Ijoi..."`
+}
+
+// SessionList is a page of sessions.
+type SessionList struct {
+	Results []query.Session `json:"results"`
+	Next    *string         `json:"next"`
+}
+
+// ErrorList is a page of error records.
+type ErrorList struct {
+	Results []query.Error `json:"results"`
+	Next    *string       `json:"next"`
+}
+
+// listEvents lists events.
+//
+//	@Summary		List events
+//	@Description	Newest first unless ordering=timestamp. Keyset pagination: pass the previous page's "next" as cursor. A read key sees its own application's events; an admin key sees all and may filter by application.
+//	@Tags			events
+//	@Produce		json
+//	@Security		BearerKey
+//	@Param			session			query		string	false	"session id (UUID)"
+//	@Param			category		query		string	false	"category, exact"
+//	@Param			name			query		string	false	"name, exact"
+//	@Param			timestamp__gte	query		string	false	"timestamp lower bound, inclusive (also: from)"
+//	@Param			timestamp__lte	query		string	false	"timestamp upper bound, inclusive (also: to)"
+//	@Param			application		query		string	false	"application id (admin keys)"
+//	@Param			ordering		query		string	false	"timestamp or -timestamp (default)"
+//	@Param			limit			query		int		false	"page size, 1..1000 (default 100)"
+//	@Param			cursor			query		string	false	"the previous page's next"
+//	@Success		200				{object}	EventList
+//	@Failure		400				{object}	httpx.ErrorBody
+//	@Failure		401				{object}	httpx.ErrorBody
+//	@Failure		403				{object}	httpx.ErrorBody
+//	@Router			/events/ [get]
+func (a *API) listEvents(c *gin.Context) {
+	var p params
+	f := query.EventFilter{
+		Session:     p.uuid(c, "session"),
+		Application: p.uuid(c, "application"),
+		Category:    c.Query("category"),
+		Name:        c.Query("name"),
+		From:        p.time(c, "timestamp__gte", "from"),
+		To:          p.time(c, "timestamp__lte", "to"),
+		Order:       p.order(c),
+	}
+	page := p.page(c)
+	if p.failed(c) {
+		return
+	}
+	res, next, err := a.store.Events(c.Request.Context(), scopeOf(c), f, page)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, EventList{Results: res, Next: nextOf(next)})
+}
+
+// getEvent returns one event.
+//
+//	@Summary	Get an event
+//	@Tags		events
+//	@Produce	json
+//	@Security	BearerKey
+//	@Param		id	path		string	true	"event id"
+//	@Success	200	{object}	query.Event	"with an ETag header for If-Match"
+//	@Failure	404	{object}	httpx.ErrorBody
+//	@Router		/events/{id} [get]
+func (a *API) getEvent(c *gin.Context) {
+	id, ok := pathID(c)
+	if !ok {
+		return
+	}
+	e, err := a.store.Event(c.Request.Context(), scopeOf(c), id)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.Header("ETag", e.ETag())
+	c.JSON(http.StatusOK, e)
+}
+
+// EventChange documents the fields PUT and PATCH accept.
+type EventChange struct {
+	Category  string         `json:"category" example:"page interaction"`
+	Name      string         `json:"name" example:"pageview"`
+	Data      map[string]any `json:"data"`
+	Timestamp string         `json:"timestamp" example:"2021-01-01 09:15:27.243860"`
+}
+
+// putEvent replaces an event's fields.
+//
+//	@Summary		Replace an event
+//	@Description	Sets category, name, data and timestamp, validated by the ingestion rules. The session cannot change. Send If-Match with the ETag you read to get 412 instead of overwriting a change made since; without it, concurrent edits still apply one after the other.
+//	@Tags			events
+//	@Accept			json
+//	@Produce		json
+//	@Security		BearerKey
+//	@Param			id			path		string		true	"event id"
+//	@Param			If-Match	header		string		false	"ETag from a previous read"
+//	@Param			event		body		EventChange	true	"the new fields"
+//	@Success		200			{object}	query.Event
+//	@Failure		400			{object}	httpx.ErrorBody
+//	@Failure		404			{object}	httpx.ErrorBody
+//	@Failure		412			{object}	httpx.ErrorBody
+//	@Router			/events/{id} [put]
+func (a *API) putEvent(c *gin.Context) { a.change(c, a.store.Replace) }
+
+// patchEvent changes some of an event's fields.
+//
+//	@Summary		Update an event partially
+//	@Description	Sets the fields present (each replaced whole), validated by the ingestion rules. If-Match as for PUT.
+//	@Tags			events
+//	@Accept			json
+//	@Produce		json
+//	@Security		BearerKey
+//	@Param			id			path		string		true	"event id"
+//	@Param			If-Match	header		string		false	"ETag from a previous read"
+//	@Param			event		body		EventChange	true	"the fields to change"
+//	@Success		200			{object}	query.Event
+//	@Failure		400			{object}	httpx.ErrorBody
+//	@Failure		404			{object}	httpx.ErrorBody
+//	@Failure		412			{object}	httpx.ErrorBody
+//	@Router			/events/{id} [patch]
+func (a *API) patchEvent(c *gin.Context) { a.change(c, a.store.Patch) }
+
+type changeFunc func(ctx context.Context, sc query.Scope, id uuid.UUID, ifMatch string, doc map[string]json.RawMessage) (query.Event, error)
+
+func (a *API) change(c *gin.Context, f changeFunc) {
+	id, ok := pathID(c)
+	if !ok {
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, 1<<20))
+	if err != nil {
+		httpx.Abort(c, http.StatusRequestEntityTooLarge, "body_too_large", "request body is over 1 MiB")
+		return
+	}
+	doc, reason := event.DecodeObject(body)
+	if reason != nil {
+		httpx.Abort(c, http.StatusBadRequest, string(reason.Code), reason.Message)
+		return
+	}
+	e, err := f(c.Request.Context(), scopeOf(c), id, c.GetHeader("If-Match"), doc)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.Header("ETag", e.ETag())
+	c.JSON(http.StatusOK, e)
+}
+
+// deleteEvent deletes an event.
+//
+//	@Summary	Delete an event
+//	@Tags		events
+//	@Security	BearerKey
+//	@Param		id			path	string	true	"event id"
+//	@Param		If-Match	header	string	false	"ETag from a previous read"
+//	@Success	204
+//	@Failure	404	{object}	httpx.ErrorBody
+//	@Failure	412	{object}	httpx.ErrorBody
+//	@Router		/events/{id} [delete]
+func (a *API) deleteEvent(c *gin.Context) {
+	id, ok := pathID(c)
+	if !ok {
+		return
+	}
+	if err := a.store.Delete(c.Request.Context(), scopeOf(c), id, c.GetHeader("If-Match")); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// listSessions lists sessions.
+//
+//	@Summary		List sessions
+//	@Description	Newest first, with first/last event time and event count.
+//	@Tags			sessions
+//	@Produce		json
+//	@Security		BearerKey
+//	@Param			created__gte	query		string	false	"created at or after (also: from)"
+//	@Param			created__lte	query		string	false	"created at or before (also: to)"
+//	@Param			application		query		string	false	"application id (admin keys)"
+//	@Param			limit			query		int		false	"page size, 1..1000 (default 100)"
+//	@Param			cursor			query		string	false	"the previous page's next"
+//	@Success		200				{object}	SessionList
+//	@Failure		400				{object}	httpx.ErrorBody
+//	@Router			/sessions/ [get]
+func (a *API) listSessions(c *gin.Context) {
+	var p params
+	f := query.SessionFilter{
+		Application: p.uuid(c, "application"),
+		From:        p.time(c, "created__gte", "from"),
+		To:          p.time(c, "created__lte", "to"),
+	}
+	page := p.page(c)
+	if p.failed(c) {
+		return
+	}
+	res, next, err := a.store.Sessions(c.Request.Context(), scopeOf(c), f, page)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, SessionList{Results: res, Next: nextOf(next)})
+}
+
+// getSession returns one session.
+//
+//	@Summary	Get a session
+//	@Tags		sessions
+//	@Produce	json
+//	@Security	BearerKey
+//	@Param		id	path		string	true	"session id"
+//	@Success	200	{object}	query.Session
+//	@Failure	404	{object}	httpx.ErrorBody
+//	@Router		/sessions/{id} [get]
+func (a *API) getSession(c *gin.Context) {
+	id, ok := pathID(c)
+	if !ok {
+		return
+	}
+	s, err := a.store.Session(c.Request.Context(), scopeOf(c), id)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s)
+}
+
+// listErrors lists error records.
+//
+//	@Summary		List error records
+//	@Description	Newest first. Each record has its reasons (code, JSON pointer, message), the stage that found them, and the original payload (utf8 text, or base64 when it was not valid UTF-8).
+//	@Tags			errors
+//	@Produce		json
+//	@Security		BearerKey
+//	@Param			reason			query		string	false	"reason code, e.g. empty_data"
+//	@Param			stage			query		string	false	"gateway, validator or writer"
+//	@Param			session			query		string	false	"session id"
+//	@Param			detected__gte	query		string	false	"detected at or after (also: from)"
+//	@Param			detected__lte	query		string	false	"detected at or before (also: to)"
+//	@Param			application		query		string	false	"application id (admin keys)"
+//	@Param			limit			query		int		false	"page size, 1..1000 (default 100)"
+//	@Param			cursor			query		string	false	"the previous page's next"
+//	@Success		200				{object}	ErrorList
+//	@Failure		400				{object}	httpx.ErrorBody
+//	@Router			/errors/ [get]
+func (a *API) listErrors(c *gin.Context) {
+	var p params
+	f := query.ErrorFilter{
+		Application: p.uuid(c, "application"),
+		Session:     p.uuid(c, "session"),
+		Reason:      c.Query("reason"),
+		Stage:       c.Query("stage"),
+		From:        p.time(c, "detected__gte", "from"),
+		To:          p.time(c, "detected__lte", "to"),
+	}
+	page := p.page(c)
+	if p.failed(c) {
+		return
+	}
+	res, next, err := a.store.Errors(c.Request.Context(), scopeOf(c), f, page)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, ErrorList{Results: res, Next: nextOf(next)})
+}
+
+// getError returns one error record.
+//
+//	@Summary	Get an error record
+//	@Tags		errors
+//	@Produce	json
+//	@Security	BearerKey
+//	@Param		id	path		string	true	"error id"
+//	@Success	200	{object}	query.Error
+//	@Failure	404	{object}	httpx.ErrorBody
+//	@Router		/errors/{id} [get]
+func (a *API) getError(c *gin.Context) {
+	id, ok := pathID(c)
+	if !ok {
+		return
+	}
+	e, err := a.store.Error(c.Request.Context(), scopeOf(c), id)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, e)
+}
+
+// readyz reports whether Postgres answers.
+//
+//	@Summary	Readiness probe
+//	@Tags		health
+//	@Produce	json
+//	@Success	200	{object}	map[string]string
+//	@Failure	503	{object}	httpx.ErrorBody
+//	@Router		/readyz [get]
+func (a *API) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := a.ready(ctx); err != nil {
+		httpx.Abort(c, http.StatusServiceUnavailable, "unavailable", "database unreachable")
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+// scopeOf is what the caller may see: an admin key sees every application.
+func scopeOf(c *gin.Context) query.Scope {
+	p := httpx.PrincipalOf(c)
+	if p.Has(auth.ScopeAdmin) {
+		return query.Scope{}
+	}
+	return query.Scope{AppID: p.AppID}
+}
+
+func pathID(c *gin.Context) (uuid.UUID, bool) {
+	id, err := uuid.Parse(c.Param("id"))
+	if err != nil {
+		httpx.Abort(c, http.StatusNotFound, "not_found", "no such resource: the id is not a UUID")
+		return uuid.Nil, false
+	}
+	return id, true
+}
+
+func nextOf(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// fail maps a domain error to its status; this is the one place that does.
+func fail(c *gin.Context, err error) {
+	var reasons event.Reasons
+	switch {
+	case errors.Is(err, query.ErrNotFound):
+		httpx.Abort(c, http.StatusNotFound, "not_found", "no such resource")
+	case errors.Is(err, query.ErrBadCursor):
+		httpx.Abort(c, http.StatusBadRequest, "invalid_cursor", "the cursor is invalid or was made for another ordering")
+	case errors.Is(err, query.ErrPrecondition):
+		httpx.Abort(c, http.StatusPreconditionFailed, "precondition_failed", "the event changed since it was read: read it again")
+	case errors.Is(err, query.ErrSessionImmutable):
+		httpx.Abort(c, http.StatusBadRequest, "session_immutable", err.Error())
+	case errors.As(err, &reasons):
+		httpx.Abort(c, http.StatusBadRequest, string(reasons[0].Code), reasons.Error())
+	case pg.IsDataError(err):
+		httpx.Abort(c, http.StatusBadRequest, "invalid_data", "the database cannot store this value (e.g. \\u0000 in data)")
+	case errors.Is(err, context.DeadlineExceeded):
+		c.Header("Retry-After", "1")
+		httpx.Abort(c, http.StatusServiceUnavailable, "timeout", "the query took too long")
+	default:
+		c.Error(err)
+		httpx.Abort(c, http.StatusInternalServerError, "internal", "internal error")
+	}
+}
+
+// params parses query parameters, remembering the first problem.
+type params struct {
+	field, msg string
+}
+
+func (p *params) bad(field, msg string) {
+	if p.field == "" {
+		p.field, p.msg = field, msg
+	}
+}
+
+func (p *params) failed(c *gin.Context) bool {
+	if p.field == "" {
+		return false
+	}
+	httpx.Abort(c, http.StatusBadRequest, "invalid_parameter", p.field+": "+p.msg)
+	return true
+}
+
+func (p *params) uuid(c *gin.Context, name string) *uuid.UUID {
+	s := c.Query(name)
+	if s == "" {
+		return nil
+	}
+	id, err := uuid.Parse(s)
+	if err != nil {
+		p.bad(name, "not a UUID")
+		return nil
+	}
+	return &id
+}
+
+// time reads the first of names present, in any timestamp form events take.
+func (p *params) time(c *gin.Context, names ...string) *time.Time {
+	for _, name := range names {
+		s := c.Query(name)
+		if s == "" {
+			continue
+		}
+		t, err := event.ParseTimestamp(s)
+		if err != nil {
+			p.bad(name, err.Error())
+			return nil
+		}
+		return &t
+	}
+	return nil
+}
+
+func (p *params) order(c *gin.Context) query.Order {
+	switch o := query.Order(c.Query("ordering")); o {
+	case "":
+		return query.Newest
+	case query.Newest, query.Oldest:
+		return o
+	default:
+		p.bad("ordering", "must be timestamp or -timestamp")
+		return ""
+	}
+}
+
+func (p *params) page(c *gin.Context) query.Page {
+	pg := query.Page{Cursor: c.Query("cursor")}
+	if s := c.Query("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > query.MaxLimit {
+			p.bad("limit", "must be 1.."+strconv.Itoa(query.MaxLimit))
+		}
+		pg.Limit = n
+	}
+	return pg
+}

@@ -1,0 +1,77 @@
+// Command validator consumes the raw topic and routes every event to the
+// valid-events topic or, with typed reasons, to the errors topic.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/the-eye/eye/pkg/config"
+	"github.com/the-eye/eye/pkg/contract"
+	"github.com/the-eye/eye/pkg/event"
+	"github.com/the-eye/eye/pkg/httpx"
+	"github.com/the-eye/eye/pkg/kafkax"
+	"github.com/the-eye/eye/services/validator/internal/validate"
+)
+
+type cfg struct {
+	config.Common
+	Addr            string        `env:"EYE_VALIDATOR_ADDR" default:":8082"`
+	GroupID         string        `env:"EYE_VALIDATOR_GROUP" default:"validator"`
+	FutureTolerance time.Duration `env:"EYE_FUTURE_TOLERANCE" default:"1m"`
+	MaxBatch        int           `env:"EYE_VALIDATOR_BATCH" default:"500"`
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "validator:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	var c cfg
+	if err := config.Load(&c); err != nil {
+		return err
+	}
+	log := c.Logger("validator")
+	log.Info("starting", "config", config.LogValue(&c))
+
+	brokers := kafkax.Brokers(c.Brokers)
+	topics := contract.NewTopics(c.TopicPrefix)
+	startCtx, cancel := context.WithTimeout(ctx, c.StartupWait)
+	defer cancel()
+	if err := kafkax.EnsureTopics(startCtx, brokers, c.Partitions, c.Replication, topics.All()...); err != nil {
+		return err
+	}
+	producer, err := kafkax.NewProducer(brokers)
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+	rules := event.DefaultRules()
+	rules.FutureTolerance = c.FutureTolerance
+	relay, err := validate.NewRelay(rules, topics, producer)
+	if err != nil {
+		return err
+	}
+	consumer, err := kafkax.NewConsumer(kafkax.ConsumerConfig{
+		Brokers: brokers, GroupID: c.TopicPrefix + c.GroupID, Topic: topics.Raw, MaxBatch: c.MaxBatch, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return consumer.Run(ctx, relay.Handle) })
+	g.Go(func() error { return httpx.Serve(ctx, c.Addr, httpx.NewEngine(log), log) })
+	return g.Wait()
+}

@@ -1,0 +1,87 @@
+// Command writer persists validated events, sessions and error records from
+// Kafka into Postgres, committing offsets only after the database commit.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/the-eye/eye/pkg/config"
+	"github.com/the-eye/eye/pkg/contract"
+	"github.com/the-eye/eye/pkg/httpx"
+	"github.com/the-eye/eye/pkg/kafkax"
+	"github.com/the-eye/eye/pkg/pg"
+	"github.com/the-eye/eye/services/writer/internal/sink"
+	"github.com/the-eye/eye/services/writer/internal/store"
+)
+
+type cfg struct {
+	config.Common
+	Addr     string `env:"EYE_WRITER_ADDR" default:":8083"`
+	GroupID  string `env:"EYE_WRITER_GROUP" default:"writer"`
+	MaxBatch int    `env:"EYE_WRITER_BATCH" default:"1000"`
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "writer:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	var c cfg
+	if err := config.Load(&c); err != nil {
+		return err
+	}
+	log := c.Logger("writer")
+	log.Info("starting", "config", config.LogValue(&c))
+
+	startCtx, cancel := context.WithTimeout(ctx, c.StartupWait)
+	defer cancel()
+	db, err := pg.Open(startCtx, c.PostgresDSN)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := pg.Migrate(startCtx, db); err != nil {
+		return err
+	}
+	brokers := kafkax.Brokers(c.Brokers)
+	topics := contract.NewTopics(c.TopicPrefix)
+	if err := kafkax.EnsureTopics(startCtx, brokers, c.Partitions, c.Replication, topics.All()...); err != nil {
+		return err
+	}
+	st, err := store.New(db)
+	if err != nil {
+		return err
+	}
+	sk, err := sink.New(st)
+	if err != nil {
+		return err
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	// One group per topic: a member joining for one topic never makes the
+	// others rebalance.
+	sinks := map[string]kafkax.Handler{"events": sk.Events, "errors": sk.Errors, "sessions": sk.Sessions}
+	topicOf := map[string]string{"events": topics.Events, "errors": topics.Errors, "sessions": topics.Sessions}
+	for name, handle := range sinks {
+		consumer, err := kafkax.NewConsumer(kafkax.ConsumerConfig{
+			Brokers: brokers, GroupID: c.TopicPrefix + c.GroupID + "." + name, Topic: topicOf[name], MaxBatch: c.MaxBatch, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return consumer.Run(ctx, handle) })
+	}
+	g.Go(func() error { return httpx.Serve(ctx, c.Addr, httpx.NewEngine(log), log) })
+	return g.Wait()
+}

@@ -1,0 +1,113 @@
+// Package sink maps consumed records to storage: events, error records and
+// session registrations. Records that can never be stored (undecodable, or
+// refused by Postgres) become error records, so no partition ever stalls on
+// them and nothing is silently dropped.
+package sink
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/the-eye/eye/pkg/contract"
+	"github.com/the-eye/eye/pkg/event"
+	"github.com/the-eye/eye/services/writer/internal/store"
+)
+
+// Sink writes batches through a store.
+type Sink struct {
+	st  *store.Store
+	now func() time.Time
+}
+
+// New returns a Sink on st.
+func New(st *store.Store) (*Sink, error) {
+	if st == nil {
+		return nil, errors.New("sink: nil store")
+	}
+	return &Sink{st: st, now: time.Now}, nil
+}
+
+// Events stores a batch from the valid-events topic.
+func (s *Sink) Events(ctx context.Context, batch []contract.Message) error {
+	events := make([]event.Event, 0, len(batch))
+	var bad []contract.Error
+	for _, m := range batch {
+		var e contract.Event
+		if err := contract.Decode(m.Value, &e); err != nil {
+			bad = append(bad, s.undecodable(m, err))
+			continue
+		}
+		events = append(events, event.Event{
+			ID: e.ID, AppID: e.AppID, SessionID: e.SessionID, Category: e.Category, Name: e.Name,
+			Data: e.Data, Timestamp: e.Timestamp, ReceivedAt: e.ReceivedAt,
+		})
+	}
+	rejected, err := s.st.InsertEvents(ctx, events)
+	if err != nil {
+		return err
+	}
+	for _, r := range rejected {
+		bad = append(bad, s.refused(r))
+	}
+	return s.st.InsertErrors(ctx, bad)
+}
+
+// Errors stores a batch from the errors topic.
+func (s *Sink) Errors(ctx context.Context, batch []contract.Message) error {
+	recs := make([]contract.Error, 0, len(batch))
+	for _, m := range batch {
+		var e contract.Error
+		if err := contract.Decode(m.Value, &e); err != nil {
+			e = s.undecodable(m, err)
+		}
+		recs = append(recs, e)
+	}
+	return s.st.InsertErrors(ctx, recs)
+}
+
+// Sessions stores a batch from the sessions topic.
+func (s *Sink) Sessions(ctx context.Context, batch []contract.Message) error {
+	regs := make([]contract.SessionRegistered, 0, len(batch))
+	var bad []contract.Error
+	for _, m := range batch {
+		var r contract.SessionRegistered
+		if err := contract.Decode(m.Value, &r); err != nil {
+			bad = append(bad, s.undecodable(m, err))
+			continue
+		}
+		regs = append(regs, r)
+	}
+	if err := s.st.RegisterSessions(ctx, regs); err != nil {
+		return err
+	}
+	return s.st.InsertErrors(ctx, bad)
+}
+
+// undecodable records a message that is not a valid envelope. Its id is
+// derived from its bytes, so a redelivery is stored once.
+func (s *Sink) undecodable(m contract.Message, err error) contract.Error {
+	now := event.Canonical(s.now())
+	return contract.Error{
+		ID: uuid.NewSHA1(uuid.NameSpaceOID, append([]byte(m.Topic+"\x00"), m.Value...)), Stage: contract.StageWriter,
+		Reasons: event.Reasons{{Code: event.CodeInvalidEnvelope, Message: err.Error()}},
+		Payload: contract.NewPayload(m.Value), ReceivedAt: now, DetectedAt: now,
+	}
+}
+
+// refused records an event Postgres would not store.
+func (s *Sink) refused(r store.Rejected) contract.Error {
+	e := r.Event
+	doc, _ := contract.Encode("", "", &contract.Event{
+		ID: e.ID, AppID: e.AppID, SessionID: e.SessionID, Category: e.Category, Name: e.Name,
+		Data: e.Data, Timestamp: e.Timestamp, ReceivedAt: e.ReceivedAt,
+	})
+	return contract.Error{
+		ID: e.ID, AppID: e.AppID, SessionID: &e.SessionID, Stage: contract.StageWriter,
+		Reasons:    event.Reasons{{Code: event.CodeStorageRejected, Message: "the database refused this event: " + r.Err.Error()}},
+		Payload:    contract.NewPayload(doc.Value),
+		ReceivedAt: e.ReceivedAt, DetectedAt: event.Canonical(s.now()),
+	}
+}
