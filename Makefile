@@ -1,0 +1,40 @@
+# The Eye. `make run` starts the whole pipeline on the embedded default;
+# `make test` runs every module's tests. `./...` does not cross go.work
+# modules, so targets loop over them.
+
+SERVICES := ingest-gateway validator writer query-api
+MODULES  := pkg $(addprefix services/,$(SERVICES))
+SWAG     := go run github.com/swaggo/swag/cmd/swag@v1.16.6
+GO_TEST_FLAGS ?= -count=1 -timeout 20m
+
+.PHONY: run build test vet swagger swagger-check kafka-start kafka-stop clean
+
+run: build ## the whole pipeline: embedded Kafka, private Postgres, four services
+	./bin/eye-dev
+
+build:
+	@mkdir -p bin
+	@for s in $(SERVICES); do go build -o bin/$$s ./services/$$s/cmd/$$s || exit 1; done
+	go build -o bin/eye-dev ./pkg/cmd/eye-dev
+
+test: ## unit, integration and end-to-end tests of every module
+	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && go test $(GO_TEST_FLAGS) ./...); done
+
+vet:
+	@set -e; for m in $(MODULES); do (cd $$m && go vet ./...); done
+
+swagger: ## regenerate the swagger docs from the handler annotations
+	cd services/ingest-gateway && $(SWAG) init -q -g cmd/ingest-gateway/main.go -o internal/docs --outputTypes go,json --parseDependency --parseInternal
+	cd services/query-api && $(SWAG) init -q -g cmd/query-api/main.go -o internal/docs --outputTypes go,json --parseDependency --parseInternal
+
+swagger-check: swagger ## fails when the committed swagger docs are stale
+	git diff --exit-code -- services/*/internal/docs
+
+kafka-start: ## a real single-node Apache Kafka (KRaft) on 127.0.0.1:9092
+	scripts/kafka.sh start
+
+kafka-stop:
+	scripts/kafka.sh stop
+
+clean:
+	rm -rf bin
