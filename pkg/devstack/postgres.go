@@ -143,6 +143,11 @@ func (p *Postgres) Stop() error {
 	if !p.started {
 		return nil
 	}
+	return p.StopAlways()
+}
+
+// StopAlways stops the cluster, even one another process started.
+func (p *Postgres) StopAlways() error {
 	p.started = false
 	return p.run(context.Background(), "pg_ctl", "-D", p.dataDir, "-m", "fast", "-w", "stop")
 }
