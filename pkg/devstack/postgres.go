@@ -97,6 +97,20 @@ func (p *Postgres) prepare(base string) error {
 	if err := os.Chmod(base, 0o755); err != nil {
 		return err
 	}
+	if p.cred != nil {
+		abs, err := filepath.Abs(base)
+		if err != nil {
+			return err
+		}
+		for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+			if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o001 == 0 {
+				return fmt.Errorf("postgres runs as an unprivileged user, who cannot reach %s: chmod o+x %s", abs, dir)
+			}
+			if dir == filepath.Dir(dir) {
+				break
+			}
+		}
+	}
 	if _, err := os.Stat(filepath.Join(p.dataDir, "PG_VERSION")); err == nil {
 		return nil
 	}

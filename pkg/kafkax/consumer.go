@@ -110,13 +110,18 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		if err := c.handle(ctx, log, h, msgs); err != nil {
 			return nil // only ctx cancellation ends handle with an error
 		}
-		if err := c.r.CommitMessages(ctx, batch...); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+		// A handled batch is committed even when shutdown has begun, so a
+		// clean stop redelivers nothing.
+		commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		err := c.r.CommitMessages(commitCtx, batch...)
+		cancel()
+		if err != nil {
 			// After a rebalance the partition may belong to another member,
 			// which will redeliver from the last commit: sinks are idempotent.
 			log.Warn("commit failed", "err", err, "messages", len(batch))
+		}
+		if ctx.Err() != nil {
+			return nil
 		}
 	}
 }

@@ -1,0 +1,194 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/the-eye/eye/pkg/contract"
+	"github.com/the-eye/eye/pkg/event"
+	"github.com/the-eye/eye/pkg/pg"
+	"github.com/the-eye/eye/pkg/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+func newStore(t *testing.T) (*Store, *sqlx.DB) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := pg.Open(ctx, testkit.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	st, err := New(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, db
+}
+
+func newEvent(session uuid.UUID, ts time.Time, data string) event.Event {
+	return event.Event{
+		ID: uuid.Must(uuid.NewV7()), AppID: uuid.New(), SessionID: session, Category: "page interaction", Name: "pageview",
+		Data: json.RawMessage(data), Timestamp: ts, ReceivedAt: event.Canonical(time.Now()),
+	}
+}
+
+type sessionAgg struct {
+	Count int64     `db:"event_count"`
+	First time.Time `db:"first_event_at"`
+	Last  time.Time `db:"last_event_at"`
+}
+
+func aggOf(t *testing.T, db *sqlx.DB, id uuid.UUID) sessionAgg {
+	t.Helper()
+	var a sessionAgg
+	if err := db.Get(&a, `SELECT event_count, first_event_at, last_event_at FROM sessions WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestInsertEventsIsIdempotent(t *testing.T) {
+	st, db := newStore(t)
+	ctx := context.Background()
+	session := uuid.New()
+	t0 := time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)
+	batch := []event.Event{
+		newEvent(session, t0.Add(time.Minute), `{"a":1}`),
+		newEvent(session, t0, `{"a":2}`),
+		newEvent(session, t0.Add(2*time.Minute), `{"a":3}`),
+	}
+	for range 3 { // redelivery of the same batch
+		if rej, err := st.InsertEvents(ctx, batch); err != nil || len(rej) != 0 {
+			t.Fatalf("insert: %v %v", rej, err)
+		}
+	}
+	// A batch repeating one event of the previous one in itself.
+	if _, err := st.InsertEvents(ctx, []event.Event{batch[0], batch[0]}); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	db.Get(&n, `SELECT count(*) FROM events WHERE session_id = $1`, session)
+	a := aggOf(t, db, session)
+	if n != 3 || a.Count != 3 || !a.First.Equal(t0) || !a.Last.Equal(t0.Add(2*time.Minute)) {
+		t.Fatalf("rows %d, session %+v", n, a)
+	}
+}
+
+func TestConcurrentWritersCountEveryEventOnce(t *testing.T) {
+	st, db := newStore(t)
+	ctx := context.Background()
+	sessions := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
+	const writers, batches, perBatch = 4, 10, 30
+	var all []event.Event
+	for range writers * batches * perBatch {
+		all = append(all, newEvent(sessions[len(all)%len(sessions)], time.Date(2021, 1, 1, 0, 0, len(all), 0, time.UTC), `{"k":"v"}`))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Each writer inserts its share, and redelivers its neighbour's.
+			for b := range batches {
+				own := all[(w*batches+b)*perBatch : (w*batches+b+1)*perBatch]
+				nb := ((w+1)%writers*batches + b) * perBatch
+				if _, err := st.InsertEvents(ctx, own); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := st.InsertEvents(ctx, all[nb:nb+perBatch]); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, s := range sessions {
+		total += aggOf(t, db, s).Count
+	}
+	if total != int64(len(all)) {
+		t.Fatalf("sessions count %d events, want %d", total, len(all))
+	}
+}
+
+func TestRefusedRowsAreReturnedNotStalled(t *testing.T) {
+	st, db := newStore(t)
+	ctx := context.Background()
+	session := uuid.New()
+	t0 := time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)
+	good1, bad, good2 := newEvent(session, t0, `{"a":1}`), newEvent(session, t0, `{"a":"nul\u0000here"}`), newEvent(session, t0, `{"a":2}`)
+	rej, err := st.InsertEvents(ctx, []event.Event{good1, bad, good2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rej) != 1 || rej[0].Event.ID != bad.ID {
+		t.Fatalf("rejected %+v", rej)
+	}
+	if a := aggOf(t, db, session); a.Count != 2 {
+		t.Fatalf("session count %d, want 2", a.Count)
+	}
+}
+
+func TestInsertErrorsKeepsPayloadBytesAndSurvivesNUL(t *testing.T) {
+	st, db := newStore(t)
+	ctx := context.Background()
+	payload := []byte{0xff, 0x00, '{'}
+	rec := contract.Error{
+		ID: uuid.New(), AppID: uuid.New(), Stage: contract.StageValidator,
+		Reasons:    event.Reasons{{Code: event.CodeInvalidSessionID, Field: "/session_id", Message: "session id \"\x00\" is not a UUID"}},
+		Payload:    contract.NewPayload(payload),
+		ReceivedAt: time.Now(), DetectedAt: time.Now(),
+	}
+	for range 2 {
+		if err := st.InsertErrors(ctx, []contract.Error{rec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var row struct {
+		Payload []byte `db:"payload"`
+		Codes   string `db:"codes"`
+		N       int    `db:"n"`
+	}
+	if err := db.Get(&row, `SELECT payload, array_to_string(reason_codes, ',') AS codes, (SELECT count(*) FROM errors) AS n FROM errors WHERE id = $1`, rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	if string(row.Payload) != string(payload) || row.Codes != "invalid_session_id" || row.N != 1 {
+		t.Fatalf("stored %+v", row)
+	}
+}
+
+func TestRegisterSessionsThenEvents(t *testing.T) {
+	st, db := newStore(t)
+	ctx := context.Background()
+	id, app := uuid.New(), uuid.New()
+	reg := contract.SessionRegistered{ID: id, AppID: app, RegisteredAt: time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if err := st.RegisterSessions(ctx, []contract.SessionRegistered{reg, reg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.InsertEvents(ctx, []event.Event{newEvent(id, time.Date(2021, 1, 2, 0, 0, 0, 0, time.UTC), `{"a":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Registered *time.Time `db:"registered_at"`
+		Count      int        `db:"event_count"`
+	}
+	db.Get(&s, `SELECT registered_at, event_count FROM sessions WHERE id = $1`, id)
+	if s.Registered == nil || s.Count != 1 {
+		t.Fatalf("session %+v", s)
+	}
+}
