@@ -1,0 +1,75 @@
+package validate
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/the-eye/eye/pkg/contract"
+	"github.com/the-eye/eye/pkg/event"
+)
+
+var topics = contract.NewTopics("eye.")
+
+// recorder is a Publisher that keeps what it was given.
+type recorder struct{ msgs []contract.Message }
+
+func (r *recorder) Publish(_ context.Context, msgs ...contract.Message) error {
+	r.msgs = append(r.msgs, msgs...)
+	return nil
+}
+
+func raw(t *testing.T, key, payload string) contract.Message {
+	t.Helper()
+	m, err := contract.Encode(topics.Raw, key, &contract.RawEvent{
+		EventID: uuid.Must(uuid.NewV7()), AppID: uuid.New(), ReceivedAt: time.Now().UTC(), Payload: json.RawMessage(payload),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestHandleRoutesEachMessageInOrder(t *testing.T) {
+	const sid = "9AB1B579-7021-4E0C-8EA1-2AC9F52F3058" // upper case: keys are canonicalised
+	rec := &recorder{}
+	r, err := NewRelay(event.DefaultRules(), topics, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := []contract.Message{
+		raw(t, sid, `{"session_id":"`+sid+`","category":"c","name":"n","data":{"a":1},"timestamp":"2021-01-01 00:00:00"}`),
+		raw(t, sid, `{"session_id":"`+sid+`","category":"c","name":"n","data":{},"timestamp":"2021-01-01 00:00:00"}`),
+		{Topic: topics.Raw, Key: []byte("k"), Value: []byte("garbage")},
+	}
+	if err := r.Handle(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.msgs) != 3 {
+		t.Fatalf("published %d messages", len(rec.msgs))
+	}
+	var ev contract.Event
+	if rec.msgs[0].Topic != topics.Events || contract.Decode(rec.msgs[0].Value, &ev) != nil ||
+		string(rec.msgs[0].Key) != "9ab1b579-7021-4e0c-8ea1-2ac9f52f3058" || ev.SessionID.String() != string(rec.msgs[0].Key) {
+		t.Fatalf("valid event: %s %s %s", rec.msgs[0].Topic, rec.msgs[0].Key, rec.msgs[0].Value)
+	}
+	var er contract.Error
+	if rec.msgs[1].Topic != topics.Errors || contract.Decode(rec.msgs[1].Value, &er) != nil ||
+		er.Reasons[0].Code != event.CodeEmptyData || er.SessionID == nil || er.Stage != contract.StageValidator {
+		t.Fatalf("error record: %s", rec.msgs[1].Value)
+	}
+	var bad contract.Error
+	if contract.Decode(rec.msgs[2].Value, &bad) != nil || bad.Reasons[0].Code != event.CodeInvalidEnvelope || bad.Payload.Data != "garbage" {
+		t.Fatalf("undecodable: %s", rec.msgs[2].Value)
+	}
+	// The error id for an undecodable message is stable across redeliveries.
+	again, _ := r.Process(in[2])
+	var bad2 contract.Error
+	contract.Decode(again.Value, &bad2)
+	if bad2.ID != bad.ID {
+		t.Fatal("undecodable message got a new id on redelivery")
+	}
+}
