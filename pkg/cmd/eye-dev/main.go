@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -116,7 +117,11 @@ func run(ctx context.Context) error {
 			exited <- fmt.Errorf("%s exited: %v", s, err)
 		}()
 	}
-	banner(c, writeKey, readKey)
+	go func() {
+		if waitHealthy(ctx, c.GatewayAddr, c.QueryAddr) {
+			banner(c, writeKey, readKey)
+		}
+	}()
 
 	select {
 	case <-ctx.Done():
@@ -185,6 +190,28 @@ func stopAll(procs []proc) {
 			<-p.done
 		}
 	}
+}
+
+// waitHealthy polls the HTTP services' /healthz until they answer.
+func waitHealthy(ctx context.Context, addrs ...string) bool {
+	for _, a := range addrs {
+		url := "http://127.0.0.1" + portOf(a) + "/healthz"
+		for {
+			res, err := http.Get(url)
+			if err == nil {
+				res.Body.Close()
+				if res.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return false
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return true
 }
 
 func banner(c cfg, writeKey, readKey string) {
