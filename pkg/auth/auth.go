@@ -27,10 +27,28 @@ const (
 	ScopeAdmin Scope = "admin" // change events, see every application
 )
 
-// Principal is who a key authenticates.
+// Principal is who a key authenticates: the key, its scopes, and the
+// application it belongs to with that application's settings.
 type Principal struct {
-	AppID  uuid.UUID
-	Scopes []Scope
+	AppID    uuid.UUID
+	KeyID    uuid.UUID
+	Scopes   []Scope
+	Settings AppSettings
+}
+
+// AppSettings are an application's ingestion settings.
+type AppSettings struct {
+	// AllowedOrigins are the browser origins (e.g. "https://shop.example")
+	// allowed to send events with this application's write keys; "*" allows
+	// any. Empty: no browser origin is allowed.
+	AllowedOrigins []string
+	// RateLimit is the sustained events per second one key may ingest, and
+	// RateBurst the bucket size; 0 means the gateway's default.
+	RateLimit float64
+	RateBurst int
+	// StrictSessions makes events of never-registered sessions errors
+	// (unknown_session) instead of creating the session.
+	StrictSessions bool
 }
 
 // Has reports whether p holds scope s.
