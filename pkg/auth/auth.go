@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"math/big"
 	"slices"
 	"sync"
@@ -27,6 +28,20 @@ const (
 	ScopeAdmin Scope = "admin" // change events, see every application
 )
 
+// Valid reports whether s is one of the known scopes.
+func (s Scope) Valid() bool { return s == ScopeWrite || s == ScopeRead || s == ScopeAdmin }
+
+// PrimaryScope is the scope a key's prefix names: the most powerful of
+// scopes (admin, then read, then write), or "" when none is known.
+func PrimaryScope(scopes []Scope) Scope {
+	for _, s := range []Scope{ScopeAdmin, ScopeRead, ScopeWrite} {
+		if slices.Contains(scopes, s) {
+			return s
+		}
+	}
+	return ""
+}
+
 // Principal is who a key authenticates: the key, its scopes, and the
 // application it belongs to with that application's settings.
 type Principal struct {
@@ -34,6 +49,9 @@ type Principal struct {
 	KeyID    uuid.UUID
 	Scopes   []Scope
 	Settings AppSettings
+	// ExpiresAt is when the key stops working (set when it was rotated);
+	// zero means never.
+	ExpiresAt time.Time
 }
 
 // AppSettings are an application's ingestion settings.
@@ -57,8 +75,21 @@ func (p Principal) Has(s Scope) bool { return slices.Contains(p.Scopes, s) }
 // Errors returned by Authenticate.
 var (
 	ErrNoKey      = errors.New("missing API key")
-	ErrUnknownKey = errors.New("unknown or revoked API key")
+	ErrUnknownKey = errors.New("unknown, revoked or expired API key")
 )
+
+// KeyPrefixLen is how many leading characters of a key are stored and shown
+// to identify it: "eye_", the scope letter, "_" and 4 random characters.
+const KeyPrefixLen = 10
+
+// KeyPrefix returns the displayable start of key; it reveals too little of
+// the random part to help guess the rest.
+func KeyPrefix(key string) string {
+	if len(key) <= KeyPrefixLen {
+		return key
+	}
+	return key[:KeyPrefixLen]
+}
 
 // Hash is the stored form of a key.
 type Hash [sha256.Size]byte
@@ -73,12 +104,15 @@ type KeyStore interface {
 
 // NewKey generates a random key with the prefix for scope.
 func NewKey(s Scope) (string, error) {
+	if !s.Valid() {
+		return "", fmt.Errorf("new key: unknown scope %q", s)
+	}
 	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 	b := make([]byte, 32)
 	for i := range b {
 		n, err := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("new key: %w", err)
 		}
 		b[i] = alphabet[n.Int64()]
 	}
@@ -86,7 +120,8 @@ func NewKey(s Scope) (string, error) {
 }
 
 // Authenticator checks keys against a KeyStore through a short-lived cache:
-// a revoked key stops working within TTL.
+// a revoked key stops working within TTL, an expiring key exactly at its
+// expiry (an answer is never cached past it).
 type Authenticator struct {
 	store KeyStore
 	ttl   time.Duration
@@ -132,7 +167,11 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (Principal
 	if len(a.cache) > 100_000 { // bound memory under a key-guessing flood
 		clear(a.cache)
 	}
-	a.cache[h] = cached{p: p, err: err, expires: now.Add(a.ttl)}
+	expires := now.Add(a.ttl)
+	if err == nil && !p.ExpiresAt.IsZero() && p.ExpiresAt.Before(expires) {
+		expires = p.ExpiresAt
+	}
+	a.cache[h] = cached{p: p, err: err, expires: expires}
 	a.mu.Unlock()
 	return p, err
 }

@@ -26,15 +26,27 @@ func NewPGStore(db *sqlx.DB) (*PGStore, error) {
 	return &PGStore{db: db}, nil
 }
 
-// LookupKey implements KeyStore.
+// LookupKey implements KeyStore. It refuses keys that are revoked or
+// expired and keys of a disabled application, and loads the application's
+// settings into the principal.
 func (s *PGStore) LookupKey(ctx context.Context, h Hash) (Principal, error) {
 	const q = `
-		SELECT k.app_id, k.scopes
+		SELECT k.id, k.app_id, k.scopes, k.expires_at,
+		       a.allowed_origins, a.rate_limit, a.rate_burst, a.strict_sessions
 		FROM api_keys k JOIN applications a ON a.id = k.app_id
-		WHERE k.hash = $1 AND k.revoked_at IS NULL AND a.disabled_at IS NULL`
+		WHERE k.hash = $1
+		  AND k.revoked_at IS NULL
+		  AND (k.expires_at IS NULL OR k.expires_at > now())
+		  AND a.disabled_at IS NULL`
 	var row struct {
-		AppID  uuid.UUID      `db:"app_id"`
-		Scopes pq.StringArray `db:"scopes"`
+		ID             uuid.UUID      `db:"id"`
+		AppID          uuid.UUID      `db:"app_id"`
+		Scopes         pq.StringArray `db:"scopes"`
+		ExpiresAt      sql.NullTime   `db:"expires_at"`
+		AllowedOrigins pq.StringArray `db:"allowed_origins"`
+		RateLimit      float64        `db:"rate_limit"`
+		RateBurst      int            `db:"rate_burst"`
+		StrictSessions bool           `db:"strict_sessions"`
 	}
 	err := s.db.GetContext(ctx, &row, q, h[:])
 	if errors.Is(err, sql.ErrNoRows) {
@@ -43,7 +55,19 @@ func (s *PGStore) LookupKey(ctx context.Context, h Hash) (Principal, error) {
 	if err != nil {
 		return Principal{}, fmt.Errorf("lookup key: %w", err)
 	}
-	p := Principal{AppID: row.AppID}
+	p := Principal{
+		AppID: row.AppID,
+		KeyID: row.ID,
+		Settings: AppSettings{
+			AllowedOrigins: []string(row.AllowedOrigins),
+			RateLimit:      row.RateLimit,
+			RateBurst:      row.RateBurst,
+			StrictSessions: row.StrictSessions,
+		},
+	}
+	if row.ExpiresAt.Valid {
+		p.ExpiresAt = row.ExpiresAt.Time
+	}
 	for _, sc := range row.Scopes {
 		p.Scopes = append(p.Scopes, Scope(sc))
 	}
@@ -60,18 +84,19 @@ func (s *PGStore) EnsureApplication(ctx context.Context, id uuid.UUID, name stri
 }
 
 // PutKey stores key for app with scopes, replacing the scopes and clearing
-// any revocation if the key already exists.
+// any revocation or expiry if the key already exists (its id is kept).
 func (s *PGStore) PutKey(ctx context.Context, app uuid.UUID, key, label string, scopes ...Scope) error {
 	const q = `
-		INSERT INTO api_keys (hash, app_id, scopes, label) VALUES ($1, $2, $3, $4)
+		INSERT INTO api_keys (hash, app_id, scopes, label, prefix) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (hash) DO UPDATE
-		SET app_id = EXCLUDED.app_id, scopes = EXCLUDED.scopes, label = EXCLUDED.label, revoked_at = NULL`
+		SET app_id = EXCLUDED.app_id, scopes = EXCLUDED.scopes, label = EXCLUDED.label,
+		    prefix = EXCLUDED.prefix, revoked_at = NULL, expires_at = NULL`
 	h := HashKey(key)
 	ss := make(pq.StringArray, len(scopes))
 	for i, sc := range scopes {
 		ss[i] = string(sc)
 	}
-	if _, err := s.db.ExecContext(ctx, q, h[:], app, ss, label); err != nil {
+	if _, err := s.db.ExecContext(ctx, q, h[:], app, ss, label, KeyPrefix(key)); err != nil {
 		return fmt.Errorf("put key: %w", err)
 	}
 	return nil

@@ -70,6 +70,12 @@ func set(v reflect.Value, raw string) error {
 			return err
 		}
 		v.SetInt(n)
+	case v.Kind() == reflect.Float64:
+		f, err := strconv.ParseFloat(raw, 64)
+		if err != nil {
+			return err
+		}
+		v.SetFloat(f)
 	case v.Kind() == reflect.Bool:
 		b, err := strconv.ParseBool(raw)
 		if err != nil {

@@ -13,13 +13,14 @@ func TestLoad(t *testing.T) {
 		Wait    time.Duration `env:"WAIT" default:"2s"`
 		Secret  string        `env:"SECRET" secret:"true"`
 		Origins []string      `env:"ORIGINS"`
+		Rate    float64       `env:"RATE" default:"2.5"`
 	}
 	env := map[string]string{"ADDR": ":9", "SECRET": "k", "ORIGINS": "a, b", "EYE_TOPIC_PARTITIONS": "3"}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	if err := LoadFrom(lookup, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Addr != ":9" || cfg.Wait != 2*time.Second || len(cfg.Origins) != 2 || cfg.Partitions != 3 || cfg.TopicPrefix != "eye." {
+	if cfg.Addr != ":9" || cfg.Wait != 2*time.Second || len(cfg.Origins) != 2 || cfg.Partitions != 3 || cfg.TopicPrefix != "eye." || cfg.Rate != 2.5 {
 		t.Fatalf("loaded %+v", cfg)
 	}
 	if got := LogValue(&cfg).String(); !strings.Contains(got, "SECRET=***") || strings.Contains(got, "SECRET=k") {

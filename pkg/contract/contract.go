@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -29,32 +30,29 @@ const (
 
 // Envelope types, written in the HeaderType header and the "type" field.
 const (
-	TypeRawEvent          = "raw_event"
-	TypeEvent             = "event"
-	TypeError             = "error"
-	TypeSessionRegistered = "session_registered"
+	TypeRawEvent = "raw_event"
+	TypeEvent    = "event"
+	TypeError    = "error"
 )
 
 // Topics are the topic names the pipeline uses.
 type Topics struct {
-	Raw      string // raw events from the gateway, key = session id
-	Events   string // validated events, key = session id
-	Errors   string // error records, key = session id when known
-	Sessions string // session registrations, key = session id
+	Raw    string // raw events from the gateway, key = session id
+	Events string // validated events, key = session id
+	Errors string // error records, key = session id when known
 }
 
 // NewTopics names the topics with a common prefix ("eye." by default).
 func NewTopics(prefix string) Topics {
 	return Topics{
-		Raw:      prefix + "events.raw.v1",
-		Events:   prefix + "events.valid.v1",
-		Errors:   prefix + "events.errors.v1",
-		Sessions: prefix + "sessions.v1",
+		Raw:    prefix + "events.raw.v1",
+		Events: prefix + "events.valid.v1",
+		Errors: prefix + "events.errors.v1",
 	}
 }
 
 // All lists every topic.
-func (t Topics) All() []string { return []string{t.Raw, t.Events, t.Errors, t.Sessions} }
+func (t Topics) All() []string { return []string{t.Raw, t.Events, t.Errors} }
 
 // Message is a record to publish or a record consumed, independent of the
 // Kafka client.
@@ -66,29 +64,33 @@ type Message struct {
 }
 
 // RawEvent is what the gateway writes to the raw topic: one event document
-// exactly as the client sent it, stamped with an id, the application and the
-// time it was received.
+// exactly as the client sent it (byte for byte, in Payload), stamped with an
+// id, the application and the time it was received.
 type RawEvent struct {
-	V          int             `json:"v"`
-	Type       string          `json:"type"`
-	EventID    uuid.UUID       `json:"event_id"`
-	AppID      uuid.UUID       `json:"app_id"`
-	ReceivedAt time.Time       `json:"received_at"`
-	Payload    json.RawMessage `json:"payload"`
+	V          int       `json:"v"`
+	Type       string    `json:"type"`
+	EventID    uuid.UUID `json:"event_id"`
+	AppID      uuid.UUID `json:"app_id"`
+	ReceivedAt time.Time `json:"received_at"`
+	Payload    Payload   `json:"payload"`
 }
 
 // Event is a validated event on the events topic.
 type Event struct {
-	V          int             `json:"v"`
-	Type       string          `json:"type"`
-	ID         uuid.UUID       `json:"id"`
-	AppID      uuid.UUID       `json:"app_id"`
-	SessionID  uuid.UUID       `json:"session_id"`
-	Category   string          `json:"category"`
-	Name       string          `json:"name"`
-	Data       json.RawMessage `json:"data"`
-	Timestamp  time.Time       `json:"timestamp"`
-	ReceivedAt time.Time       `json:"received_at"`
+	V         int             `json:"v"`
+	Type      string          `json:"type"`
+	ID        uuid.UUID       `json:"id"`
+	AppID     uuid.UUID       `json:"app_id"`
+	SessionID uuid.UUID       `json:"session_id"`
+	Category  string          `json:"category"`
+	Name      string          `json:"name"`
+	Data      json.RawMessage `json:"data"`
+	Timestamp time.Time       `json:"timestamp"`
+	// ClientTimestamp is the timestamp as the client's clock said; it
+	// differs from Timestamp when the event carried sent_at and the device
+	// clock was skewed.
+	ClientTimestamp time.Time `json:"client_timestamp"`
+	ReceivedAt      time.Time `json:"received_at"`
 }
 
 // Stages that detect errors.
@@ -136,15 +138,6 @@ func (p Payload) Bytes() ([]byte, error) {
 	return []byte(p.Data), nil
 }
 
-// SessionRegistered announces a session registered by an application.
-type SessionRegistered struct {
-	V            int       `json:"v"`
-	Type         string    `json:"type"`
-	ID           uuid.UUID `json:"id"`
-	AppID        uuid.UUID `json:"app_id"`
-	RegisteredAt time.Time `json:"registered_at"`
-}
-
 // Encode marshals an envelope into a Message for topic, keyed by key,
 // with the type and version headers set. The envelope's V and Type fields
 // are filled in here so no producer can forget them.
@@ -157,8 +150,6 @@ func Encode(topic, key string, v any) (Message, error) {
 		e.V, e.Type, typ = Version, TypeEvent, TypeEvent
 	case *Error:
 		e.V, e.Type, typ = Version, TypeError, TypeError
-	case *SessionRegistered:
-		e.V, e.Type, typ = Version, TypeSessionRegistered, TypeSessionRegistered
 	default:
 		return Message{}, fmt.Errorf("contract: cannot encode %T", v)
 	}
@@ -166,7 +157,7 @@ func Encode(topic, key string, v any) (Message, error) {
 	if err != nil {
 		return Message{}, fmt.Errorf("contract: encode %s: %w", typ, err)
 	}
-	m := Message{Topic: topic, Value: b, Headers: map[string]string{HeaderType: typ, HeaderVersion: "1"}}
+	m := Message{Topic: topic, Value: b, Headers: map[string]string{HeaderType: typ, HeaderVersion: strconv.Itoa(Version)}}
 	if key != "" {
 		m.Key = []byte(key)
 	}
@@ -193,8 +184,6 @@ func Decode(value []byte, v any) error {
 		want = TypeEvent
 	case *Error:
 		want = TypeError
-	case *SessionRegistered:
-		want = TypeSessionRegistered
 	default:
 		return fmt.Errorf("contract: cannot decode into %T", v)
 	}

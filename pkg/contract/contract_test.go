@@ -29,9 +29,9 @@ var (
 func TestGolden(t *testing.T) {
 	cases := map[string]any{
 		"raw_event": &RawEvent{EventID: testID, AppID: testApp, ReceivedAt: testTime,
-			Payload: json.RawMessage(`{"session_id":"9ab1b579-7021-4e0c-8ea1-2ac9f52f3058","category":"page interaction","name":"pageview","data":{"host":"www.example.com","path":"/"},"timestamp":"2021-01-01 09:15:27.243860"}`)},
+			Payload: NewPayload([]byte(`{"session_id": "9ab1b579-7021-4e0c-8ea1-2ac9f52f3058", "category": "page interaction", "name": "pageview", "data": {"host": "www.example.com", "path": "/"}, "timestamp": "2021-01-01 09:15:27.243860"}`))},
 		"event": &Event{ID: testID, AppID: testApp, SessionID: testSess, Category: "page interaction", Name: "pageview",
-			Data: json.RawMessage(`{"host":"www.example.com","path":"/"}`), Timestamp: testTime, ReceivedAt: testTime},
+			Data: json.RawMessage(`{"host":"www.example.com","path":"/"}`), Timestamp: testTime, ClientTimestamp: testTime.Add(-2 * time.Hour), ReceivedAt: testTime.Add(time.Second)},
 		"error": &Error{ID: testID, AppID: testApp, SessionID: &testSess, Stage: StageValidator,
 			Reasons:    event.Reasons{{Code: event.CodeEmptyData, Field: "/data", Message: "data must not be empty"}},
 			Payload:    NewPayload([]byte(`{"session_id":"9ab1b579-7021-4e0c-8ea1-2ac9f52f3058","data":{}}`)),
@@ -40,7 +40,6 @@ func TestGolden(t *testing.T) {
 			Reasons:    event.Reasons{{Code: event.CodeInvalidJSON, Message: "body is not valid JSON"}},
 			Payload:    NewPayload([]byte{0xff, 0xfe, '{'}),
 			ReceivedAt: testTime, DetectedAt: testTime},
-		"session_registered": &SessionRegistered{ID: testSess, AppID: testApp, RegisteredAt: testTime},
 	}
 	for name, v := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -74,18 +73,18 @@ func TestGolden(t *testing.T) {
 }
 
 func TestDecodeRejectsWrongTypeAndVersion(t *testing.T) {
-	m, err := Encode("t", "", &SessionRegistered{ID: testSess, AppID: testApp, RegisteredAt: testTime})
+	m, err := Encode("t", "", &Event{ID: testID, AppID: testApp, SessionID: testSess})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Decode(m.Value, &Event{}); err == nil {
-		t.Fatal("decoding a session_registered as an event succeeded")
+	if err := Decode(m.Value, &Error{}); err == nil {
+		t.Fatal("decoding an event as an error record succeeded")
 	}
 	if err := Decode([]byte(`{"v":2,"type":"event"}`), &Event{}); err == nil {
 		t.Fatal("decoding version 2 succeeded")
 	}
-	var got SessionRegistered
-	if err := Decode(m.Value, &got); err != nil || got.ID != testSess {
+	var got Event
+	if err := Decode(m.Value, &got); err != nil || got.SessionID != testSess {
 		t.Fatalf("round trip: %v %+v", err, got)
 	}
 }

@@ -73,7 +73,7 @@ func TestPipeline(t *testing.T) {
 
 	t.Run("seed flow: register a session, post an event, query it", func(t *testing.T) {
 		res := do(t, "POST", p.gateway+"/sessions/", writeKey, nil)
-		if res.status != http.StatusAccepted {
+		if res.status != http.StatusCreated {
 			t.Fatalf("POST /sessions/: %d %s", res.status, res.body)
 		}
 		var sess receipt

@@ -63,6 +63,7 @@ type pipeline struct {
 	query    string
 	validate string
 	write    string
+	dsn      string // the pipeline's own database
 	env      []string
 	procs    map[string]*exec.Cmd
 	logs     map[string]*bytes.Buffer
@@ -71,6 +72,7 @@ type pipeline struct {
 type pipelineOpts struct {
 	brokers string   // default: the shared test broker
 	only    []string // services to start; default: all four
+	env     []string // extra KEY=value settings for every service
 }
 
 func startPipeline(t *testing.T, opts pipelineOpts) *pipeline {
@@ -81,7 +83,7 @@ func startPipeline(t *testing.T, opts pipelineOpts) *pipeline {
 	}
 	dsn := testkit.Postgres(t)
 	prefix := testkit.TopicPrefix(t)
-	p := &pipeline{t: t, procs: map[string]*exec.Cmd{}, logs: map[string]*bytes.Buffer{}}
+	p := &pipeline{t: t, dsn: dsn, procs: map[string]*exec.Cmd{}, logs: map[string]*bytes.Buffer{}}
 	ports := make([]int, 4)
 	for i := range ports {
 		port, err := devstack.FreePort()
@@ -100,6 +102,7 @@ func startPipeline(t *testing.T, opts pipelineOpts) *pipeline {
 		"EYE_LOG_LEVEL=warn", "EYE_PUBLISH_TIMEOUT=3s",
 		fmt.Sprintf("EYE_GATEWAY_ADDR=127.0.0.1:%d", ports[0]), fmt.Sprintf("EYE_QUERY_ADDR=127.0.0.1:%d", ports[1]),
 		fmt.Sprintf("EYE_VALIDATOR_ADDR=127.0.0.1:%d", ports[2]), fmt.Sprintf("EYE_WRITER_ADDR=127.0.0.1:%d", ports[3]))
+	p.env = append(p.env, opts.env...)
 	run := opts.only
 	if run == nil {
 		run = services

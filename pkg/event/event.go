@@ -21,8 +21,10 @@ type Event struct {
 	Category   string
 	Name       string
 	Data       json.RawMessage // a non-empty JSON object, compacted
-	Timestamp  time.Time       // UTC, microsecond precision
+	Timestamp  time.Time       // UTC, microsecond precision, corrected for clock skew
 	ReceivedAt time.Time       // UTC, microsecond precision
+	// ClientTimestamp is the timestamp as the client's clock said.
+	ClientTimestamp time.Time
 }
 
 // Code names why an event was rejected. Codes are part of the public
@@ -79,3 +81,12 @@ func (r Reasons) Codes() []Code {
 	}
 	return out
 }
+
+// Reason codes the gateway assigns before an event reaches the validator.
+const (
+	CodeTooLarge       Code = "too_large"
+	CodeTooDeep        Code = "too_deep"
+	CodeInvalidID      Code = "invalid_id"
+	CodeUnknownSession Code = "unknown_session"
+	CodeSessionOwner   Code = "session_conflict"
+)

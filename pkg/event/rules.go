@@ -16,7 +16,9 @@ type Fields struct {
 	Category  string
 	Name      string
 	Data      json.RawMessage
-	Timestamp time.Time
+	Timestamp time.Time // when it happened, corrected for device clock skew
+	// ClientTimestamp is the timestamp exactly as the client's clock said.
+	ClientTimestamp time.Time
 }
 
 // Rules are the validation rules every stage applies to an event document.
@@ -56,8 +58,25 @@ func DecodeObject(payload []byte) (map[string]json.RawMessage, *Reason) {
 	return obj, nil
 }
 
+// ValidateReceived is Validate for an event received at received: when the
+// event carries "sent_at" (the client's clock when it sent the event), its
+// timestamp is corrected for the device's clock skew,
+// timestamp = received − (sent_at − timestamp), and the client's own
+// timestamp is kept in ClientTimestamp.
+func (r Rules) ValidateReceived(payload []byte, received, now time.Time) (Fields, Reasons) {
+	obj, reason := DecodeObject(payload)
+	if reason != nil {
+		return Fields{}, Reasons{*reason}
+	}
+	return r.validate(obj, received, now)
+}
+
 // ValidateObject checks the rules on an already decoded event object.
 func (r Rules) ValidateObject(obj map[string]json.RawMessage, now time.Time) (Fields, Reasons) {
+	return r.validate(obj, time.Time{}, now)
+}
+
+func (r Rules) validate(obj map[string]json.RawMessage, received, now time.Time) (Fields, Reasons) {
 	var (
 		f    Fields
 		errs Reasons
@@ -71,11 +90,10 @@ func (r Rules) ValidateObject(obj map[string]json.RawMessage, now time.Time) (Fi
 	case !ok:
 		add(CodeMissingField, "/session_id", "session_id (or session.id) is required")
 	default:
-		id, err := uuid.Parse(sid)
-		if err != nil || len(sid) != 36 {
-			add(CodeInvalidSessionID, field, "session id %q is not a UUID", truncate(sid, 64))
-		} else {
+		if id, ok := ParseSessionID(sid); ok {
 			f.SessionID = id
+		} else {
+			add(CodeInvalidSessionID, field, "session id %q is not a UUID", truncate(sid, 64))
 		}
 	}
 
@@ -100,34 +118,49 @@ func (r Rules) ValidateObject(obj map[string]json.RawMessage, now time.Time) (Fi
 		}
 	}
 
-	switch raw, ok := obj["timestamp"]; {
-	case !ok || isNull(raw):
-		add(CodeMissingField, "/timestamp", "timestamp is required")
-	default:
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			add(CodeInvalidTimestamp, "/timestamp", "timestamp must be a string")
-			break
+	if t, ok := r.timestamp(obj, "timestamp", true, add); ok {
+		f.ClientTimestamp, f.Timestamp = t, t
+		if sent, ok := r.timestamp(obj, "sent_at", false, add); ok && !received.IsZero() {
+			f.Timestamp = Canonical(received.Add(-sent.Sub(t)))
 		}
-		t, err := ParseTimestamp(s)
-		if err != nil {
-			add(CodeInvalidTimestamp, "/timestamp", "%q: %v", truncate(s, 64), err)
-			break
+		switch {
+		case f.Timestamp.Year() < 1 || f.Timestamp.Year() > 9999:
+			add(CodeInvalidTimestamp, "/timestamp", "corrected for sent_at, the timestamp falls outside years 1..9999")
+		case f.Timestamp.After(now.Add(r.FutureTolerance)):
+			add(CodeFutureTimestamp, "/timestamp", "timestamp %s is in the future", f.Timestamp.Format(time.RFC3339Nano))
 		}
-		if y := t.Year(); y < 1 || y > 9999 {
-			add(CodeInvalidTimestamp, "/timestamp", "year %d is outside 1..9999", y)
-			break
-		}
-		if t.After(now.Add(r.FutureTolerance)) {
-			add(CodeFutureTimestamp, "/timestamp", "timestamp %s is in the future", t.Format(time.RFC3339Nano))
-			break
-		}
-		f.Timestamp = t
 	}
 	if len(errs) > 0 {
 		return Fields{}, errs
 	}
 	return f, nil
+}
+
+// timestamp reads a timestamp field; a missing optional one is not an error.
+func (r Rules) timestamp(obj map[string]json.RawMessage, key string, required bool, add func(Code, string, string, ...any)) (time.Time, bool) {
+	ptr := "/" + key
+	raw, ok := obj[key]
+	if !ok || isNull(raw) {
+		if required {
+			add(CodeMissingField, ptr, "%s is required", key)
+		}
+		return time.Time{}, false
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		add(CodeInvalidTimestamp, ptr, "%s must be a string", key)
+		return time.Time{}, false
+	}
+	t, err := ParseTimestamp(s)
+	if err != nil {
+		add(CodeInvalidTimestamp, ptr, "%q: %v", truncate(s, 64), err)
+		return time.Time{}, false
+	}
+	if y := t.Year(); y < 1 || y > 9999 {
+		add(CodeInvalidTimestamp, ptr, "year %d is outside 1..9999", y)
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // text reads a required, non-empty string field of bounded length.
@@ -152,6 +185,17 @@ func (r Rules) text(obj map[string]json.RawMessage, key string, add func(Code, s
 		return s
 	}
 	return ""
+}
+
+// ParseSessionID accepts a session id in the canonical 36-character UUID
+// form only (any case), not the braced, URN or bare-hex forms uuid.Parse
+// also takes, so every stage agrees on what a session id is.
+func ParseSessionID(s string) (uuid.UUID, bool) {
+	if len(s) != 36 {
+		return uuid.Nil, false
+	}
+	id, err := uuid.Parse(s)
+	return id, err == nil
 }
 
 // SessionRef finds the session id in either accepted shape,

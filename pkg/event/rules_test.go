@@ -62,3 +62,29 @@ func TestParseTimestamp(t *testing.T) {
 		}
 	}
 }
+
+func TestSentAtCorrectsClockSkew(t *testing.T) {
+	const sid = "9ab1b579-7021-4e0c-8ea1-2ac9f52f3058"
+	received := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	// The device clock is two hours fast: it says the event happened at
+	// 14:00:00 and was sent at 14:00:05; the server received it at 12:00:00.
+	doc := `{"session_id":"` + sid + `","category":"c","name":"n","data":{"a":1},"timestamp":"2026-06-01T14:00:00Z","sent_at":"2026-06-01T14:00:05Z"}`
+	f, errs := DefaultRules().ValidateReceived([]byte(doc), received, received)
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	if want := received.Add(-5 * time.Second); !f.Timestamp.Equal(want) {
+		t.Fatalf("timestamp %s, want %s", f.Timestamp, want)
+	}
+	if !f.ClientTimestamp.Equal(time.Date(2026, 6, 1, 14, 0, 0, 0, time.UTC)) {
+		t.Fatalf("client timestamp %s", f.ClientTimestamp)
+	}
+	// Without correction that event would be in the future.
+	if _, errs := DefaultRules().Validate([]byte(doc), received); len(errs) != 1 || errs[0].Code != CodeFutureTimestamp {
+		t.Fatalf("uncorrected: %v", errs)
+	}
+	bad := `{"session_id":"` + sid + `","category":"c","name":"n","data":{"a":1},"timestamp":"2026-06-01T11:00:00Z","sent_at":"soon"}`
+	if _, errs := DefaultRules().ValidateReceived([]byte(bad), received, received); len(errs) != 1 || errs[0].Field != "/sent_at" {
+		t.Fatalf("bad sent_at: %v", errs)
+	}
+}

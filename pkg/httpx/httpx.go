@@ -11,13 +11,19 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	swaggerFiles "github.com/swaggo/files"
 	ginSwagger "github.com/swaggo/gin-swagger"
+
+	"github.com/the-eye/eye/pkg/metrics"
 )
 
 // ErrorBody is the JSON error every service answers with.
@@ -37,19 +43,26 @@ func Abort(c *gin.Context, status int, code, message string) {
 }
 
 // NewEngine returns a gin engine with the shared middleware: request ids,
-// structured access logs, panic recovery into a JSON 500, JSON 404/405, no
-// trailing-slash redirects, and GET /healthz.
-func NewEngine(log *slog.Logger) *gin.Engine {
+// request metrics on reg, structured access logs, panic recovery into a JSON
+// 500, JSON 404/405, no trailing-slash redirects, GET /healthz and GET
+// /metrics (reg's metrics, unauthenticated). reg must not be nil.
+func NewEngine(log *slog.Logger, reg *metrics.Registry) *gin.Engine {
+	if reg == nil {
+		panic("httpx: NewEngine needs a metrics registry")
+	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	r.Use(requestID(), accessLog(log), recovery(log))
+	r.Use(requestID(), requestMetrics(reg), accessLog(log), recovery(log))
 	r.NoRoute(func(c *gin.Context) { Abort(c, http.StatusNotFound, "not_found", "no such route") })
-	r.NoMethod(func(c *gin.Context) { Abort(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route") })
+	r.NoMethod(func(c *gin.Context) {
+		Abort(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route")
+	})
 	r.GET("/healthz", Healthz)
+	r.GET("/metrics", gin.WrapH(reg.Handler()))
 	return r
 }
 
@@ -61,6 +74,62 @@ func NewEngine(log *slog.Logger) *gin.Engine {
 //	@Success	200	{object}	map[string]string
 //	@Router		/healthz [get]
 func Healthz(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
+
+// readyTimeout bounds each readiness check.
+const readyTimeout = 2 * time.Second
+
+// Readyz returns a readiness handler for GET /readyz. It runs every check
+// concurrently, each under a 2 s timeout (checks must honour their context),
+// and answers 200 {"status":"ready"} when all pass, or a 503 JSON error
+// naming the dependencies that failed. The failures' errors are logged, not
+// answered: the endpoint is unauthenticated. It panics on a nil check.
+func Readyz(log *slog.Logger, checks map[string]func(context.Context) error) gin.HandlerFunc {
+	names := make([]string, 0, len(checks))
+	for name, check := range checks {
+		if check == nil {
+			panic("httpx: nil readiness check " + name)
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	fns := make([]func(context.Context) error, len(names))
+	for i, name := range names {
+		fns[i] = checks[name]
+	}
+	return func(c *gin.Context) {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
+		defer cancel()
+		errs := make([]error, len(fns))
+		var wg sync.WaitGroup
+		for i, check := range fns {
+			wg.Go(func() { errs[i] = runCheck(ctx, check) })
+		}
+		wg.Wait()
+		var failed []string
+		for i, err := range errs {
+			if err != nil {
+				failed = append(failed, names[i])
+				log.Warn("not ready", "dependency", names[i], "err", err)
+			}
+		}
+		if len(failed) > 0 {
+			Abort(c, http.StatusServiceUnavailable, "unavailable", "not ready: "+strings.Join(failed, ", ")+" unreachable")
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"status": "ready"})
+	}
+}
+
+// runCheck runs check, turning a panic into an error: it runs outside the
+// handler goroutine, where the recovery middleware cannot catch it.
+func runCheck(ctx context.Context, check func(context.Context) error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("check panicked: %v", v)
+		}
+	}()
+	return check(ctx)
+}
 
 // Handle registers h for path both without and with a trailing slash, so
 // clients of the seed (which used trailing slashes) need no redirect.
@@ -96,6 +165,64 @@ func requestID() gin.HandlerFunc {
 		c.Header(requestIDHeader, id)
 		c.Next()
 	}
+}
+
+// requestMetrics records every request on reg: count by route, method and
+// status, latency by route and method, and declared body size by route.
+// Labels are bounded whatever clients send: the route is the matched
+// pattern (never the URL) and unknown methods become "other".
+func requestMetrics(reg *metrics.Registry) gin.HandlerFunc {
+	requests := reg.Counter("eye_http_requests_total",
+		"HTTP requests answered, by route pattern (unmatched: no route), method and status code.",
+		"route", "method", "status")
+	duration := reg.Histogram("eye_http_request_duration_seconds",
+		"Time to answer an HTTP request, from routing to the end of the handler chain.",
+		[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		"route", "method")
+	bodyBytes := reg.Histogram("eye_http_request_body_bytes",
+		"Declared size (Content-Length) of HTTP request bodies; bodies of unknown length are not observed.",
+		prometheus.ExponentialBuckets(64, 4, 10), // 64 B … 16 MiB
+		"route")
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		route, method := routeLabel(c), methodLabel(c.Request.Method)
+		requests.WithLabelValues(route, method, strconv.Itoa(c.Writer.Status())).Inc()
+		duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+		if n := c.Request.ContentLength; n > 0 || n == 0 && carriesBody(c.Request.Method) {
+			bodyBytes.WithLabelValues(route).Observe(float64(n))
+		}
+	}
+}
+
+// routeLabel names the route c matched for metrics: its pattern without a
+// trailing slash (Handle registers both spellings of one route), or
+// "unmatched" when no route took the request (404, 405).
+func routeLabel(c *gin.Context) string {
+	route := c.FullPath()
+	if route == "" {
+		return "unmatched"
+	}
+	if len(route) > 1 {
+		route = strings.TrimSuffix(route, "/")
+	}
+	return route
+}
+
+// methodLabel bounds the method label: clients may send any token.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+// carriesBody reports whether requests with method m are expected to have a
+// body, so that an empty one (Content-Length: 0) is worth observing.
+func carriesBody(m string) bool {
+	return m == http.MethodPost || m == http.MethodPut || m == http.MethodPatch
 }
 
 func accessLog(log *slog.Logger) gin.HandlerFunc {

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/the-eye/eye/pkg/contract"
+	"github.com/the-eye/eye/pkg/metrics"
 )
 
 // Handler processes a batch of consumed messages. It returns nil once every
@@ -27,6 +30,7 @@ type ConsumerConfig struct {
 	MaxBatch int           // most messages per batch (default 500)
 	Linger   time.Duration // how long to wait to fill a batch (default 5 ms)
 	Logger   *slog.Logger
+	Metrics  *metrics.Registry // where the eye_consumer_* metrics go (required)
 }
 
 // Consumer reads a topic in a consumer group and feeds batches to a Handler,
@@ -34,7 +38,25 @@ type ConsumerConfig struct {
 type Consumer struct {
 	cfg ConsumerConfig
 	r   *kafka.Reader
+
+	// lagClient reads the group's committed offsets and the partitions' end
+	// offsets; its transport's connections are closed when Run ends.
+	lagClient *kafka.Client
+	transport *kafka.Transport
+
+	batchSize     prometheus.Observer
+	messages      prometheus.Counter
+	handlerErrors prometheus.Counter
+	lag           *prometheus.GaugeVec // set once measured: no made-up 0 before
 }
+
+// Lag polling: every lagInterval, and at most every lagMinGap after a
+// committed batch.
+const (
+	lagInterval = 5 * time.Second
+	lagMinGap   = time.Second
+	lagTimeout  = 5 * time.Second
+)
 
 // NewConsumer validates cfg and returns a consumer; it connects lazily.
 func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
@@ -45,6 +67,8 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		return nil, errors.New("kafkax: consumer needs a group and a topic")
 	case cfg.Logger == nil:
 		return nil, errors.New("kafkax: consumer needs a logger")
+	case cfg.Metrics == nil:
+		return nil, errors.New("kafkax: consumer needs a metrics registry")
 	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 500
@@ -63,13 +87,45 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		CommitInterval: 0,                 // synchronous commits
 		ErrorLogger:    kafka.LoggerFunc(func(msg string, args ...any) { cfg.Logger.Debug("kafka reader", "msg", fmt.Sprintf(msg, args...)) }),
 	})
-	return &Consumer{cfg: cfg, r: r}, nil
+	transport := &kafka.Transport{}
+	m := cfg.Metrics
+	return &Consumer{
+		cfg:       cfg,
+		r:         r,
+		lagClient: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: lagTimeout, Transport: transport},
+		transport: transport,
+		batchSize: m.Histogram("eye_consumer_batch_size",
+			"Messages per batch handed to the handler, by topic.",
+			prometheus.ExponentialBuckets(1, 2, 12), // 1 … 2048
+			"topic").WithLabelValues(cfg.Topic),
+		messages: m.Counter("eye_consumer_messages_total",
+			"Messages handled successfully (redeliveries count again), by topic.",
+			"topic").WithLabelValues(cfg.Topic),
+		handlerErrors: m.Counter("eye_consumer_handler_errors_total",
+			"Failed handler attempts (each is retried after a backoff), by topic.",
+			"topic").WithLabelValues(cfg.Topic),
+		lag: m.Gauge("eye_consumer_lag",
+			"Messages not yet committed by the consumer group: sum over the topic's partitions of end offset minus committed offset.",
+			"topic", "group"),
+	}, nil
 }
 
+// Ready reports whether a Kafka broker answers, for readiness probes.
+func (c *Consumer) Ready(ctx context.Context) error { return Ping(ctx, c.cfg.Brokers) }
+
 // Run consumes until ctx is cancelled, then closes the reader. It returns
-// nil on cancellation.
+// nil on cancellation. While it runs it keeps eye_consumer_lag current.
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	defer c.r.Close()
+	lagCtx, stopLag := context.WithCancel(ctx)
+	lagKick := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() { c.watchLag(lagCtx, lagKick) })
+	defer func() {
+		stopLag()
+		wg.Wait()
+		c.transport.CloseIdleConnections()
+	}()
 	fetched := make(chan kafka.Message, c.cfg.MaxBatch)
 	fetchErr := make(chan error, 1)
 	go func() {
@@ -103,6 +159,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 			}
 		}
 		batch := c.fill(ctx, first, fetched)
+		c.batchSize.Observe(float64(len(batch)))
 		msgs := make([]contract.Message, len(batch))
 		for i, m := range batch {
 			msgs[i] = fromKafka(m)
@@ -110,6 +167,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		if err := c.handle(ctx, log, h, msgs); err != nil {
 			return nil // only ctx cancellation ends handle with an error
 		}
+		c.messages.Add(float64(len(msgs)))
 		// A handled batch is committed even when shutdown has begun, so a
 		// clean stop redelivers nothing.
 		commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -119,6 +177,10 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 			// After a rebalance the partition may belong to another member,
 			// which will redeliver from the last commit: sinks are idempotent.
 			log.Warn("commit failed", "err", err, "messages", len(batch))
+		}
+		select {
+		case lagKick <- struct{}{}:
+		default: // an update is already pending
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -159,6 +221,7 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, h Handler, msgs
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		c.handlerErrors.Inc()
 		log.Error("batch failed, retrying", "err", err, "attempt", attempt, "messages", len(msgs), "backoff", backoff)
 		select {
 		case <-ctx.Done():
@@ -167,4 +230,133 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, h Handler, msgs
 		}
 		backoff = min(backoff*2, 10*time.Second)
 	}
+}
+
+// watchLag updates the lag gauge now, every lagInterval and, at most every
+// lagMinGap, after each committed batch (a send on kick), until ctx ends.
+func (c *Consumer) watchLag(ctx context.Context, kick <-chan struct{}) {
+	log := c.cfg.Logger.With("topic", c.cfg.Topic, "group", c.cfg.GroupID)
+	tick := time.NewTicker(lagInterval)
+	defer tick.Stop()
+	failing := false
+	for {
+		lagCtx, cancel := context.WithTimeout(ctx, lagTimeout)
+		lag, err := c.groupLag(lagCtx)
+		cancel()
+		switch {
+		case err == nil:
+			c.lag.WithLabelValues(c.cfg.Topic, c.cfg.GroupID).Set(float64(lag))
+			failing = false
+		case ctx.Err() != nil:
+			return
+		case !failing: // once per outage: Kafka being down is reported elsewhere
+			log.Warn("consumer lag unavailable", "err", err)
+			failing = true
+		default:
+			log.Debug("consumer lag unavailable", "err", err)
+		}
+		last := time.Now()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-kick:
+			if wait := lagMinGap - time.Since(last); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
+		}
+	}
+}
+
+// groupLag is how many messages of the topic the group has not committed
+// yet: the sum over partitions of the end offset minus the committed one
+// (the log start offset where the group committed nothing, since a new
+// group starts there). Unlike kafka-go's reader statistics, it covers every
+// partition and keeps growing while the handler is stuck.
+func (c *Consumer) groupLag(ctx context.Context) (int64, error) {
+	topic := c.cfg.Topic
+	md, err := c.lagClient.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err == nil {
+		switch {
+		case len(md.Topics) != 1:
+			err = errors.New("not in the metadata")
+		case md.Topics[0].Error != nil:
+			err = md.Topics[0].Error
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("partitions of %s: %w", topic, err)
+	}
+	ids := make([]int, len(md.Topics[0].Partitions))
+	for i, p := range md.Topics[0].Partitions {
+		ids[i] = p.ID
+	}
+	committed, err := c.lagClient.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: c.cfg.GroupID, Topics: map[string][]int{topic: ids}})
+	if err == nil && committed.Error != nil {
+		err = committed.Error
+	}
+	if err != nil {
+		return 0, fmt.Errorf("committed offsets of %s: %w", c.cfg.GroupID, err)
+	}
+	parts := committed.Topics[topic]
+	if len(parts) == 0 {
+		return 0, fmt.Errorf("committed offsets of %s: no partitions for %s", c.cfg.GroupID, topic)
+	}
+	from := make(map[int]int64, len(parts))
+	var ends, starts []kafka.OffsetRequest
+	for _, p := range parts {
+		if p.Error != nil {
+			return 0, fmt.Errorf("committed offset of %s/%d: %w", topic, p.Partition, p.Error)
+		}
+		from[p.Partition] = p.CommittedOffset
+		ends = append(ends, kafka.LastOffsetOf(p.Partition))
+		if p.CommittedOffset < 0 {
+			starts = append(starts, kafka.FirstOffsetOf(p.Partition))
+		}
+	}
+	// One request each: brokers refuse a partition listed twice in one.
+	end, err := c.listOffsets(ctx, ends, func(p kafka.PartitionOffsets) int64 { return p.LastOffset })
+	if err != nil {
+		return 0, err
+	}
+	start, err := c.listOffsets(ctx, starts, func(p kafka.PartitionOffsets) int64 { return p.FirstOffset })
+	if err != nil {
+		return 0, err
+	}
+	var lag int64
+	for p, off := range from {
+		if off < 0 {
+			off = start[p]
+		}
+		e, ok := end[p]
+		if !ok {
+			return 0, fmt.Errorf("end offset of %s/%d missing", topic, p)
+		}
+		lag += max(0, e-off)
+	}
+	return lag, nil
+}
+
+// listOffsets asks for the offsets in reqs and returns the one pick selects,
+// by partition.
+func (c *Consumer) listOffsets(ctx context.Context, reqs []kafka.OffsetRequest, pick func(kafka.PartitionOffsets) int64) (map[int]int64, error) {
+	out := make(map[int]int64, len(reqs))
+	if len(reqs) == 0 {
+		return out, nil
+	}
+	res, err := c.lagClient.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{c.cfg.Topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("offsets of %s: %w", c.cfg.Topic, err)
+	}
+	for _, p := range res.Topics[c.cfg.Topic] {
+		if p.Error != nil {
+			return nil, fmt.Errorf("offsets of %s/%d: %w", c.cfg.Topic, p.Partition, p.Error)
+		}
+		out[p.Partition] = pick(p)
+	}
+	return out, nil
 }

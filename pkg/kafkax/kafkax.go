@@ -1,7 +1,8 @@
 // Package kafkax holds The Eye's kafka-go plumbing with the delivery
 // contract built in: producers that wait for acks from all in-sync replicas
 // and partition by key the way Java clients do, and consumers that commit
-// offsets only after a batch was handled.
+// offsets only after a batch was handled. Both record their eye_kafka_* and
+// eye_consumer_* metrics on the registry their configuration names.
 package kafkax
 
 import (
@@ -76,7 +77,8 @@ func topicsReady(md *kafka.MetadataResponse, want int) bool {
 	return true
 }
 
-// Ping checks that at least one broker answers a metadata request.
+// Ping checks that at least one broker answers a metadata request before
+// ctx ends.
 func Ping(ctx context.Context, brokers []string) error {
 	var d net.Dialer
 	var last error
@@ -86,8 +88,15 @@ func Ping(ctx context.Context, brokers []string) error {
 			last = err
 			continue
 		}
+		// A broker that accepts connections but never answers must not
+		// outlive ctx.
 		kc := kafka.NewConn(conn, "", 0)
+		if deadline, ok := ctx.Deadline(); ok {
+			_ = kc.SetDeadline(deadline)
+		}
+		stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 		_, err = kc.Brokers()
+		stop()
 		kc.Close()
 		if err == nil {
 			return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/the-eye/eye/pkg/contract"
+	"github.com/the-eye/eye/pkg/metrics"
 	"github.com/the-eye/eye/pkg/testkit"
 )
 
@@ -20,9 +21,9 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // consume runs a consumer in group until it has seen want messages or the
 // timeout passes; fail makes the handler fail (and so not commit) each batch.
-func consume(t *testing.T, brokers []string, group, topic string, want int, fail bool) []contract.Message {
+func consume(t *testing.T, reg *metrics.Registry, brokers []string, group, topic string, want int, fail bool) []contract.Message {
 	t.Helper()
-	c, err := NewConsumer(ConsumerConfig{Brokers: brokers, GroupID: group, Topic: topic, Logger: quiet})
+	c, err := NewConsumer(ConsumerConfig{Brokers: brokers, GroupID: group, Topic: topic, Logger: quiet, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,8 @@ func TestProduceConsumeCommitsOnlyAfterSuccess(t *testing.T) {
 	if err := EnsureTopics(ctx, brokers, 3, 1, topic); err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewProducer(brokers)
+	reg := metrics.New("test")
+	p, err := NewProducer(ProducerConfig{Brokers: brokers, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,10 +79,10 @@ func TestProduceConsumeCommitsOnlyAfterSuccess(t *testing.T) {
 	group := topic + ".group"
 
 	// A handler that fails commits nothing: the next member sees everything.
-	if got := consume(t, brokers, group, topic, 1, true); len(got) == 0 {
+	if got := consume(t, reg, brokers, group, topic, 1, true); len(got) == 0 {
 		t.Fatal("nothing consumed")
 	}
-	got := consume(t, brokers, group, topic, len(msgs), false)
+	got := consume(t, reg, brokers, group, topic, len(msgs), false)
 	if len(got) != len(msgs) {
 		t.Fatalf("after a failed batch: %d messages, want all %d", len(got), len(msgs))
 	}
@@ -102,13 +104,21 @@ func TestProduceConsumeCommitsOnlyAfterSuccess(t *testing.T) {
 	if err := p.Publish(ctx, contract.Message{Topic: topic, Key: []byte("x"), Value: []byte("30")}); err != nil {
 		t.Fatal(err)
 	}
-	if got := consume(t, brokers, group, topic, 1, false); len(got) != 1 || string(got[0].Value) != "30" {
+	if got := consume(t, reg, brokers, group, topic, 1, false); len(got) != 1 || string(got[0].Value) != "30" {
 		t.Fatalf("after commit: got %d messages", len(got))
 	}
+
+	// Two Publish calls, 31 messages acknowledged; 31 handled: the failed
+	// batch counts nothing.
+	topicLabel := map[string]string{"topic": topic}
+	wantMetric(t, reg, "eye_kafka_produce_duration_seconds", topicLabel, 2)
+	wantMetric(t, reg, "eye_kafka_produced_messages_total", topicLabel, 31)
+	wantMetric(t, reg, "eye_consumer_messages_total", topicLabel, 31)
 }
 
 func TestPublishFailsFastWithoutBroker(t *testing.T) {
-	p, err := NewProducer([]string{"127.0.0.1:1"})
+	reg := metrics.New("test")
+	p, err := NewProducer(ProducerConfig{Brokers: []string{"127.0.0.1:1"}, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,5 +131,10 @@ func TestPublishFailsFastWithoutBroker(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("publish took %s to fail", d)
+	}
+	wantMetric(t, reg, "eye_kafka_produce_errors_total", map[string]string{"topic": "t"}, 1)
+	wantMetric(t, reg, "eye_kafka_produce_duration_seconds", map[string]string{"topic": "t"}, 1)
+	if v, ok := metricValue(t, reg, "eye_kafka_produced_messages_total", nil); ok && v != 0 {
+		t.Fatalf("failed publish counted %v produced messages", v)
 	}
 }

@@ -25,21 +25,32 @@ import (
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/httpx"
 	"github.com/the-eye/eye/pkg/kafkax"
+	"github.com/the-eye/eye/pkg/metrics"
 	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/services/ingest-gateway/internal/docs"
 	"github.com/the-eye/eye/services/ingest-gateway/internal/httpapi"
 	"github.com/the-eye/eye/services/ingest-gateway/internal/ingest"
+	"github.com/the-eye/eye/services/ingest-gateway/internal/sessionstore"
 )
 
 type cfg struct {
 	config.Common
-	Addr           string        `env:"EYE_GATEWAY_ADDR" default:":8080"`
-	MaxBodyBytes   int64         `env:"EYE_MAX_BODY_BYTES" default:"5242880"`
-	MaxBatchEvents int           `env:"EYE_MAX_BATCH_EVENTS" default:"10000"`
-	PublishTimeout time.Duration `env:"EYE_PUBLISH_TIMEOUT" default:"5s"`
-	KeyCacheTTL    time.Duration `env:"EYE_KEY_CACHE_TTL" default:"5s"`
-	DevWriteKey    string        `env:"EYE_DEV_WRITE_KEY" secret:"true"`
-	DevReadKey     string        `env:"EYE_DEV_READ_KEY" secret:"true"`
+	Addr            string        `env:"EYE_GATEWAY_ADDR" default:":8080"`
+	MaxBodyBytes    int64         `env:"EYE_MAX_BODY_BYTES" default:"5242880"`
+	MaxEventBytes   int           `env:"EYE_MAX_EVENT_BYTES" default:"32768"`
+	MaxBatchEvents  int           `env:"EYE_MAX_BATCH_EVENTS" default:"5000"`
+	MaxStreamEvents int           `env:"EYE_MAX_STREAM_EVENTS" default:"1000000"`
+	MaxDepth        int           `env:"EYE_MAX_JSON_DEPTH" default:"32"`
+	MaxInflight     int           `env:"EYE_MAX_INFLIGHT" default:"512"`
+	PublishTimeout  time.Duration `env:"EYE_PUBLISH_TIMEOUT" default:"5s"`
+	StreamTimeout   time.Duration `env:"EYE_STREAM_TIMEOUT" default:"10m"`
+	RateLimit       float64       `env:"EYE_RATE_LIMIT" default:"50000"`
+	RateBurst       int           `env:"EYE_RATE_BURST" default:"100000"`
+	AuthFailEvery   time.Duration `env:"EYE_AUTH_FAILURE_EVERY" default:"1s"`
+	AuthFailBurst   int           `env:"EYE_AUTH_FAILURE_BURST" default:"20"`
+	KeyCacheTTL     time.Duration `env:"EYE_KEY_CACHE_TTL" default:"5s"`
+	DevWriteKey     string        `env:"EYE_DEV_WRITE_KEY" secret:"true"`
+	DevReadKey      string        `env:"EYE_DEV_READ_KEY" secret:"true"`
 }
 
 func main() {
@@ -82,12 +93,19 @@ func run(ctx context.Context) error {
 		return err
 	}
 
-	producer, err := kafkax.NewProducer(brokers)
+	reg := metrics.New("ingest-gateway")
+	producer, err := kafkax.NewProducer(kafkax.ProducerConfig{Brokers: brokers, Metrics: reg})
 	if err != nil {
 		return err
 	}
 	defer producer.Close()
-	svc, err := ingest.NewService(producer, topics, ingest.Limits{MaxEvents: c.MaxBatchEvents})
+	sessions, err := sessionstore.New(db)
+	if err != nil {
+		return err
+	}
+	svc, err := ingest.NewService(producer, sessions, topics, ingest.Limits{
+		MaxEvents: c.MaxBatchEvents, MaxStreamEvents: c.MaxStreamEvents, MaxEventBytes: c.MaxEventBytes, MaxDepth: c.MaxDepth,
+	})
 	if err != nil {
 		return err
 	}
@@ -95,12 +113,15 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	api, err := httpapi.New(svc, authn, httpapi.Config{MaxBodyBytes: c.MaxBodyBytes, PublishTimeout: c.PublishTimeout},
+	api, err := httpapi.New(svc, authn, httpapi.Config{
+		MaxBodyBytes: c.MaxBodyBytes, PublishTimeout: c.PublishTimeout, StreamTimeout: c.StreamTimeout, MaxInflight: c.MaxInflight,
+		RateLimit: c.RateLimit, RateBurst: c.RateBurst, AuthFailures: httpx.NewFailureLimiter(c.AuthFailEvery, c.AuthFailBurst),
+	},
 		func(ctx context.Context) error { return kafkax.Ping(ctx, brokers) })
 	if err != nil {
 		return err
 	}
-	r := httpx.NewEngine(log)
+	r := httpx.NewEngine(log, reg)
 	api.Register(r)
 	httpx.Docs(r, docs.SwaggerInfo.InstanceName())
 	return httpx.Serve(ctx, c.Addr, r, log)

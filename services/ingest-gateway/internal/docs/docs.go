@@ -22,7 +22,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Takes one event object or a JSON array of them, with the session as \"session_id\" or \"session\": {\"id\"}. Answers 202 only after Kafka acknowledged every event (acks=all); a single event gets one receipt, an array one receipt per event in input order. Elements that are not objects are rejected in their receipt. A body that is not JSON gets 400 and is recorded as an invalid_json error.",
+                "description": "Takes one event object, a JSON array of them, or an NDJSON stream (Content-Type: application/x-ndjson, one event per line, any length, produced to Kafka as it arrives). Bodies may be gzip-compressed (Content-Encoding: gzip). The session is \"session_id\" or \"session\": {\"id\"}. An optional client \"id\" (UUID) makes retries idempotent; an optional \"sent_at\" corrects device clock skew. Answers 202 only after Kafka acknowledged every event (acks=all). A single event gets one receipt; an array one receipt per event in input order; a stream a count and its rejected lines. What the gateway can already tell is wrong (too large, too deep, not an object, no session id, a bad id) is rejected in the receipt and recorded as an error; a body that is not JSON gets 400 and is recorded as invalid_json. Browsers: CORS for the application's allowed origins; navigator.sendBeacon may pass the write key as ?key=.",
                 "consumes": [
                     "application/json"
                 ],
@@ -35,18 +35,24 @@ const docTemplate = `{
                 "summary": "Ingest events",
                 "parameters": [
                     {
-                        "description": "an event, or an array of events",
+                        "description": "an event, an array of events, or NDJSON",
                         "name": "event",
                         "in": "body",
                         "required": true,
                         "schema": {
                             "$ref": "#/definitions/internal_httpapi.EventDoc"
                         }
+                    },
+                    {
+                        "type": "string",
+                        "description": "write key, for navigator.sendBeacon only",
+                        "name": "key",
+                        "in": "query"
                     }
                 ],
                 "responses": {
                     "202": {
-                        "description": "single event (an array gets BatchReceipt)",
+                        "description": "single event (an array gets BatchReceipt, a stream ingest.StreamResult)",
                         "schema": {
                             "$ref": "#/definitions/github_com_the-eye_eye_services_ingest-gateway_internal_ingest.Receipt"
                         }
@@ -70,13 +76,25 @@ const docTemplate = `{
                         }
                     },
                     "413": {
-                        "description": "Request Entity Too Large",
+                        "description": "over a size or count limit (the message names it)",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "415": {
+                        "description": "Unsupported Media Type",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "429": {
+                        "description": "rate limited: retry after Retry-After seconds",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
                     "503": {
-                        "description": "Kafka did not acknowledge: retry after Retry-After seconds",
+                        "description": "Kafka did not acknowledge: nothing was accepted; retry after Retry-After seconds",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -119,7 +137,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Registers a session for the key's application. The body is optional: {\"id\": \"\u003cuuid\u003e\"} registers the application's own id, otherwise one is generated. Answers 202 once Kafka acknowledged the registration; the session is queryable shortly after.",
+                "description": "Registers a session for the key's application. The body is optional: {\"id\": \"\u003cuuid\u003e\"} registers the application's own id, otherwise one is generated. Answers 201 once the registration is stored, so events sent next find it (applications with strict sessions must register first). Registering again is harmless; an id registered by another application gets 409.",
                 "consumes": [
                     "application/json"
                 ],
@@ -141,8 +159,8 @@ const docTemplate = `{
                     }
                 ],
                 "responses": {
-                    "202": {
-                        "description": "Accepted",
+                    "201": {
+                        "description": "Created",
                         "schema": {
                             "$ref": "#/definitions/internal_httpapi.SessionReceipt"
                         }
@@ -155,6 +173,12 @@ const docTemplate = `{
                     },
                     "401": {
                         "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "409": {
+                        "description": "Conflict",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -183,7 +207,12 @@ const docTemplate = `{
                 "future_timestamp",
                 "invalid_session_id",
                 "invalid_envelope",
-                "storage_rejected"
+                "storage_rejected",
+                "too_large",
+                "too_deep",
+                "invalid_id",
+                "unknown_session",
+                "session_conflict"
             ],
             "x-enum-varnames": [
                 "CodeInvalidJSON",
@@ -196,7 +225,12 @@ const docTemplate = `{
                 "CodeFutureTimestamp",
                 "CodeInvalidSessionID",
                 "CodeInvalidEnvelope",
-                "CodeStorageRejected"
+                "CodeStorageRejected",
+                "CodeTooLarge",
+                "CodeTooDeep",
+                "CodeInvalidID",
+                "CodeUnknownSession",
+                "CodeSessionOwner"
             ]
         },
         "event.Reason": {
@@ -262,9 +296,17 @@ const docTemplate = `{
                     "type": "object",
                     "additionalProperties": {}
                 },
+                "id": {
+                    "type": "string",
+                    "example": "01913a8e-7f3a-7cc2-9d6a-8b4f0e1c2d3e"
+                },
                 "name": {
                     "type": "string",
                     "example": "pageview"
+                },
+                "sent_at": {
+                    "type": "string",
+                    "example": "2021-01-01T09:15:28Z"
                 },
                 "session": {
                     "$ref": "#/definitions/internal_httpapi.SessionRef"
@@ -287,7 +329,7 @@ const docTemplate = `{
                 },
                 "status": {
                     "type": "string",
-                    "example": "accepted"
+                    "example": "registered"
                 }
             }
         },

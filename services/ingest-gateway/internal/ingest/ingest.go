@@ -1,7 +1,8 @@
-// Package ingest is the gateway's domain: it turns a request body into raw
-// events stamped with an id and a receive time, publishes them keyed by
-// session id, and records what it can already tell is broken as error
-// records. It knows nothing of HTTP.
+// Package ingest is the gateway's domain: it turns request bodies (one
+// event, a JSON array, or an NDJSON stream) into raw events stamped with an
+// id and a receive time, publishes them keyed by session id, and records
+// what it can already tell is broken as error records. It knows nothing of
+// HTTP.
 package ingest
 
 import (
@@ -24,6 +25,17 @@ type Publisher interface {
 	Publish(ctx context.Context, msgs ...contract.Message) error
 }
 
+// Sessions registers sessions durably.
+type Sessions interface {
+	// Register records session id for app; ErrSessionConflict when the id
+	// belongs to another application. Registering twice is not an error.
+	Register(ctx context.Context, app, id uuid.UUID, at time.Time) error
+}
+
+// Admit is asked before events are published, with how many; a non-nil
+// error (e.g. a *RateLimitedError) stops the request.
+type Admit func(n int) error
+
 // Status of one event in a receipt.
 const (
 	StatusAccepted = "accepted"
@@ -39,18 +51,23 @@ type Receipt struct {
 
 // Limits bound what one request may carry.
 type Limits struct {
-	MaxEvents int // events per batch
+	MaxEvents       int // events per JSON array
+	MaxStreamEvents int // events per NDJSON stream
+	MaxEventBytes   int // bytes per event
+	MaxDepth        int // JSON nesting depth per event
 }
 
 // Errors returned by Service.
 var (
-	// ErrUnavailable means the broker did not acknowledge in time; nothing
-	// may be reported as accepted.
+	// ErrUnavailable means the broker (or the session store) did not
+	// acknowledge in time; nothing may be reported as accepted.
 	ErrUnavailable = errors.New("event log unavailable")
-	// ErrTooManyEvents means a batch is over Limits.MaxEvents.
-	ErrTooManyEvents = errors.New("too many events in one batch")
+	// ErrTooManyEvents means a request is over its event-count limit.
+	ErrTooManyEvents = errors.New("too many events in one request")
 	// ErrEmptyBatch means a batch held no events.
 	ErrEmptyBatch = errors.New("empty batch")
+	// ErrSessionConflict means a session id belongs to another application.
+	ErrSessionConflict = errors.New("this session id belongs to another application")
 )
 
 // RejectedError is a whole request rejected for Reason; an error record was
@@ -64,24 +81,25 @@ func (e *RejectedError) Error() string { return string(e.Reason.Code) + ": " + e
 
 // Service ingests events.
 type Service struct {
-	pub    Publisher
-	topics contract.Topics
-	limits Limits
-	now    func() time.Time
+	pub      Publisher
+	sessions Sessions
+	topics   contract.Topics
+	limits   Limits
+	now      func() time.Time
 }
 
 // NewService returns a Service publishing to topics through pub.
-func NewService(pub Publisher, topics contract.Topics, limits Limits) (*Service, error) {
-	if pub == nil {
-		return nil, errors.New("ingest: nil publisher")
+func NewService(pub Publisher, sessions Sessions, topics contract.Topics, limits Limits) (*Service, error) {
+	if pub == nil || sessions == nil {
+		return nil, errors.New("ingest: nil publisher or session store")
 	}
-	if limits.MaxEvents <= 0 {
-		return nil, errors.New("ingest: MaxEvents must be positive")
+	if limits.MaxEvents <= 0 || limits.MaxStreamEvents <= 0 || limits.MaxEventBytes <= 0 || limits.MaxDepth <= 0 {
+		return nil, errors.New("ingest: every limit must be positive")
 	}
-	return &Service{pub: pub, topics: topics, limits: limits, now: time.Now}, nil
+	return &Service{pub: pub, sessions: sessions, topics: topics, limits: limits, now: time.Now}, nil
 }
 
-// Result is the outcome of an accepted request.
+// Result is the outcome of an accepted JSON request.
 type Result struct {
 	Batch    bool // the body was a JSON array
 	Receipts []Receipt
@@ -90,11 +108,11 @@ type Result struct {
 // Ingest publishes the events in body, one JSON object or an array of them,
 // for application app. It returns once every accepted event and every error
 // record is acknowledged by the broker.
-func (s *Service) Ingest(ctx context.Context, app uuid.UUID, body []byte) (Result, error) {
+func (s *Service) Ingest(ctx context.Context, app uuid.UUID, body []byte, admit Admit) (Result, error) {
 	received := event.Canonical(s.now())
 	trimmed := bytes.TrimSpace(body)
 	if !json.Valid(trimmed) {
-		return Result{}, s.reject(ctx, app, nil, body, received, event.Reason{Code: event.CodeInvalidJSON, Message: "body is not valid JSON"})
+		return Result{}, s.reject(ctx, app, body, received, event.Reason{Code: event.CodeInvalidJSON, Message: "body is not valid JSON"})
 	}
 	switch trimmed[0] {
 	case '{':
@@ -103,7 +121,10 @@ func (s *Service) Ingest(ctx context.Context, app uuid.UUID, body []byte) (Resul
 			return Result{}, err
 		}
 		if r.Status == StatusRejected {
-			return Result{}, s.reject(ctx, app, nil, trimmed, received, r.Reasons[0])
+			return Result{}, s.reject(ctx, app, trimmed, received, r.Reasons[0])
+		}
+		if err := admit(1); err != nil {
+			return Result{}, err
 		}
 		return Result{Receipts: []Receipt{r}}, s.publish(ctx, msg)
 	case '[':
@@ -115,7 +136,7 @@ func (s *Service) Ingest(ctx context.Context, app uuid.UUID, body []byte) (Resul
 			return Result{}, ErrEmptyBatch
 		}
 		if len(items) > s.limits.MaxEvents {
-			return Result{}, fmt.Errorf("%w: %d > %d", ErrTooManyEvents, len(items), s.limits.MaxEvents)
+			return Result{}, fmt.Errorf("%w: %d events, the limit per array is %d", ErrTooManyEvents, len(items), s.limits.MaxEvents)
 		}
 		res := Result{Batch: true, Receipts: make([]Receipt, len(items))}
 		msgs := make([]contract.Message, len(items))
@@ -126,26 +147,70 @@ func (s *Service) Ingest(ctx context.Context, app uuid.UUID, body []byte) (Resul
 			}
 			res.Receipts[i], msgs[i] = r, msg
 		}
+		if err := admit(len(items)); err != nil {
+			return Result{}, err
+		}
 		return res, s.publish(ctx, msgs...)
 	default:
-		return Result{}, s.reject(ctx, app, nil, trimmed, received, event.Reason{Code: event.CodeNotObject, Message: "body must be an event object or an array of them"})
+		return Result{}, s.reject(ctx, app, trimmed, received, event.Reason{Code: event.CodeNotObject, Message: "body must be an event object or an array of them"})
 	}
 }
 
 // prepare builds the message for one event document: a raw event, or an
-// error record when the gateway can already tell it is not an object.
-func (s *Service) prepare(app uuid.UUID, doc json.RawMessage, received time.Time) (Receipt, contract.Message, error) {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return Receipt{}, contract.Message{}, fmt.Errorf("ingest: new id: %w", err)
+// error record for what the gateway can already tell is wrong (too large,
+// too deep, not an object, no session id, a client id that is not a UUID).
+func (s *Service) prepare(app uuid.UUID, doc []byte, received time.Time) (Receipt, contract.Message, error) {
+	obj, id, reason := s.check(doc)
+	if id == uuid.Nil {
+		var err error
+		if id, err = uuid.NewV7(); err != nil {
+			return Receipt{}, contract.Message{}, fmt.Errorf("ingest: new id: %w", err)
+		}
+	}
+	if reason != nil {
+		if len(doc) > s.limits.MaxEventBytes {
+			doc = doc[:s.limits.MaxEventBytes] // keep what identifies it, not megabytes
+		}
+		msg, err := s.errorRecord(id, app, doc, received, *reason)
+		return Receipt{ID: id, Status: StatusRejected, Reasons: event.Reasons{*reason}}, msg, err
+	}
+	msg, err := contract.Encode(s.topics.Raw, sessionKey(obj), &contract.RawEvent{EventID: id, AppID: app, ReceivedAt: received, Payload: contract.NewPayload(doc)})
+	return Receipt{ID: id, Status: StatusAccepted}, msg, err
+}
+
+// check applies the gateway's own rules to one event document. It returns
+// the client's id when the document carries a valid one.
+func (s *Service) check(doc []byte) (map[string]json.RawMessage, uuid.UUID, *event.Reason) {
+	if len(doc) > s.limits.MaxEventBytes {
+		return nil, uuid.Nil, &event.Reason{Code: event.CodeTooLarge, Message: fmt.Sprintf("event is %d bytes, the limit is %d", len(doc), s.limits.MaxEventBytes)}
+	}
+	if event.DepthExceeds(doc, s.limits.MaxDepth) {
+		return nil, uuid.Nil, &event.Reason{Code: event.CodeTooDeep, Message: fmt.Sprintf("event nests deeper than %d levels", s.limits.MaxDepth)}
 	}
 	obj, reason := event.DecodeObject(doc)
 	if reason != nil {
-		msg, err := s.errorRecord(id, app, nil, doc, received, *reason)
-		return Receipt{ID: id, Status: StatusRejected, Reasons: event.Reasons{*reason}}, msg, err
+		return nil, uuid.Nil, reason
 	}
-	msg, err := contract.Encode(s.topics.Raw, sessionKey(obj), &contract.RawEvent{EventID: id, AppID: app, ReceivedAt: received, Payload: doc})
-	return Receipt{ID: id, Status: StatusAccepted}, msg, err
+	var id uuid.UUID
+	if raw, ok := obj["id"]; ok && string(raw) != "null" {
+		var text string
+		parsed, err := uuid.Parse(stringOf(raw, &text))
+		if err != nil || len(text) != 36 || parsed == uuid.Nil {
+			return nil, uuid.Nil, &event.Reason{Code: event.CodeInvalidID, Field: "/id", Message: "id must be a UUID (e.g. a UUIDv7 the client generates)"}
+		}
+		id = parsed
+	}
+	if _, _, ok := event.SessionRef(obj); !ok {
+		return nil, id, &event.Reason{Code: event.CodeMissingField, Field: "/session_id", Message: "session_id (or session.id) is required"}
+	}
+	return obj, id, nil
+}
+
+func stringOf(raw json.RawMessage, dst *string) string {
+	if err := json.Unmarshal(raw, dst); err != nil {
+		*dst = ""
+	}
+	return *dst
 }
 
 // sessionKey is the partition key for an event: its session id in canonical
@@ -153,7 +218,7 @@ func (s *Service) prepare(app uuid.UUID, doc json.RawMessage, received time.Time
 // text when it is not a UUID (the validator will reject it).
 func sessionKey(obj map[string]json.RawMessage) string {
 	ref, _, _ := event.SessionRef(obj)
-	if id, err := uuid.Parse(ref); err == nil {
+	if id, ok := event.ParseSessionID(ref); ok {
 		return id.String()
 	}
 	return ref
@@ -161,12 +226,15 @@ func sessionKey(obj map[string]json.RawMessage) string {
 
 // reject publishes an error record for a whole request and returns the
 // RejectedError to answer with.
-func (s *Service) reject(ctx context.Context, app uuid.UUID, session *uuid.UUID, body []byte, received time.Time, reason event.Reason) error {
+func (s *Service) reject(ctx context.Context, app uuid.UUID, body []byte, received time.Time, reason event.Reason) error {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return fmt.Errorf("ingest: new id: %w", err)
 	}
-	msg, err := s.errorRecord(id, app, session, body, received, reason)
+	if len(body) > s.limits.MaxEventBytes {
+		body = body[:s.limits.MaxEventBytes]
+	}
+	msg, err := s.errorRecord(id, app, body, received, reason)
 	if err != nil {
 		return err
 	}
@@ -176,13 +244,9 @@ func (s *Service) reject(ctx context.Context, app uuid.UUID, session *uuid.UUID,
 	return &RejectedError{ID: id, Reason: reason}
 }
 
-func (s *Service) errorRecord(id, app uuid.UUID, session *uuid.UUID, body []byte, received time.Time, reason event.Reason) (contract.Message, error) {
-	key := ""
-	if session != nil {
-		key = session.String()
-	}
-	return contract.Encode(s.topics.Errors, key, &contract.Error{
-		ID: id, AppID: app, SessionID: session, Stage: contract.StageGateway,
+func (s *Service) errorRecord(id, app uuid.UUID, body []byte, received time.Time, reason event.Reason) (contract.Message, error) {
+	return contract.Encode(s.topics.Errors, "", &contract.Error{
+		ID: id, AppID: app, Stage: contract.StageGateway,
 		Reasons: event.Reasons{reason}, Payload: contract.NewPayload(body),
 		ReceivedAt: received, DetectedAt: event.Canonical(s.now()),
 	})
@@ -195,8 +259,9 @@ func (s *Service) publish(ctx context.Context, msgs ...contract.Message) error {
 	return nil
 }
 
-// RegisterSession announces a session for app. id is the application's own
-// id, or uuid.Nil to have one generated.
+// RegisterSession records a session for app. id is the application's own
+// id, or uuid.Nil to have one generated. It returns once the registration
+// is durable, so events sent afterwards always find it.
 func (s *Service) RegisterSession(ctx context.Context, app, id uuid.UUID) (uuid.UUID, error) {
 	if id == uuid.Nil {
 		var err error
@@ -204,9 +269,12 @@ func (s *Service) RegisterSession(ctx context.Context, app, id uuid.UUID) (uuid.
 			return uuid.Nil, fmt.Errorf("ingest: new id: %w", err)
 		}
 	}
-	msg, err := contract.Encode(s.topics.Sessions, id.String(), &contract.SessionRegistered{ID: id, AppID: app, RegisteredAt: event.Canonical(s.now())})
-	if err != nil {
+	err := s.sessions.Register(ctx, app, id, event.Canonical(s.now()))
+	switch {
+	case errors.Is(err, ErrSessionConflict):
 		return uuid.Nil, err
+	case err != nil:
+		return uuid.Nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	return id, s.publish(ctx, msg)
+	return id, nil
 }

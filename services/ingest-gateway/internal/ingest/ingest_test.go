@@ -3,7 +3,9 @@ package ingest
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -27,9 +29,25 @@ func (r *recorder) Publish(_ context.Context, msgs ...contract.Message) error {
 	return nil
 }
 
+// memSessions is an in-memory session store.
+type memSessions struct{ owner map[uuid.UUID]uuid.UUID }
+
+func (m *memSessions) Register(_ context.Context, app, id uuid.UUID, _ time.Time) error {
+	if m.owner == nil {
+		m.owner = map[uuid.UUID]uuid.UUID{}
+	}
+	if o, ok := m.owner[id]; ok && o != app {
+		return ErrSessionConflict
+	}
+	m.owner[id] = app
+	return nil
+}
+
+func admitAll(int) error { return nil }
+
 func newService(t *testing.T, pub Publisher) *Service {
 	t.Helper()
-	s, err := NewService(pub, topics, Limits{MaxEvents: 3})
+	s, err := NewService(pub, &memSessions{}, topics, Limits{MaxEvents: 3, MaxStreamEvents: 1000, MaxEventBytes: 200, MaxDepth: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,18 +67,24 @@ func TestIngest(t *testing.T) {
 		published []string // topics, in order
 	}{
 		{name: "one event", body: `{"session":{"id":"` + sid + `"},"x":1}`, receipts: []string{"accepted"}, published: []string{topics.Raw}},
-		{name: "batch with a non-object", body: `[{"session_id":"` + sid + `"}, "x", {}]`, receipts: []string{"accepted", "rejected", "accepted"},
-			published: []string{topics.Raw, topics.Errors, topics.Raw}},
+		{name: "batch with what the gateway can tell", body: `[{"session_id":"` + sid + `"}, "x", {}, {"session_id":"` + sid + `","id":"nope"}]`,
+			wantErr: ErrTooManyEvents},
+		{name: "batch rejections", body: `[{"session_id":"` + sid + `"}, "x", {"a":1}]`, receipts: []string{"accepted", "rejected", "rejected"},
+			published: []string{topics.Raw, topics.Errors, topics.Errors}},
+		{name: "batch bad id and depth", body: `[{"session_id":"` + sid + `","id":"nope"},{"session_id":"` + sid + `","d":[[[[1]]]]}]`, receipts: []string{"rejected", "rejected"},
+			published: []string{topics.Errors, topics.Errors}},
+		{name: "client id kept", body: `{"session_id":"` + sid + `","id":"0190a0b0-0000-7000-8000-000000000001"}`, receipts: []string{"accepted"}, published: []string{topics.Raw}},
+		{name: "single without session", body: `{"category":"c"}`, wantCode: event.CodeMissingField, published: []string{topics.Errors}},
+		{name: "single too large", body: `{"session_id":"` + sid + `","x":"` + strings.Repeat("a", 200) + `"}`, wantCode: event.CodeTooLarge, published: []string{topics.Errors}},
 		{name: "not json", body: `{"a":`, wantCode: event.CodeInvalidJSON, published: []string{topics.Errors}},
 		{name: "empty body", body: ``, wantCode: event.CodeInvalidJSON, published: []string{topics.Errors}},
 		{name: "scalar", body: `42`, wantCode: event.CodeNotObject, published: []string{topics.Errors}},
 		{name: "empty batch", body: `[]`, wantErr: ErrEmptyBatch},
-		{name: "too many", body: `[{},{},{},{}]`, wantErr: ErrTooManyEvents},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &recorder{}
-			res, err := newService(t, rec).Ingest(context.Background(), app, []byte(tt.body))
+			res, err := newService(t, rec).Ingest(context.Background(), app, []byte(tt.body), admitAll)
 			var rej *RejectedError
 			switch {
 			case tt.wantErr != nil:
@@ -92,7 +116,7 @@ func TestIngest(t *testing.T) {
 			}
 			if rej != nil {
 				var e contract.Error
-				if err := contract.Decode(rec.msgs[0].Value, &e); err != nil || e.ID != rej.ID || e.Payload.Data != tt.body || e.AppID != app {
+				if err := contract.Decode(rec.msgs[0].Value, &e); err != nil || e.ID != rej.ID || !strings.HasPrefix(tt.body, e.Payload.Data) || len(e.Payload.Data) > 200 || e.AppID != app {
 					t.Fatalf("error record %s", rec.msgs[0].Value)
 				}
 			}
@@ -103,7 +127,7 @@ func TestIngest(t *testing.T) {
 func TestIngestKeysBySessionAndStampsEvents(t *testing.T) {
 	rec := &recorder{}
 	app := uuid.New()
-	res, err := newService(t, rec).Ingest(context.Background(), app, []byte(`[{"session_id":"9AB1B579-7021-4E0C-8EA1-2AC9F52F3058"},{"session":{"id":"`+sid+`"}},{"session_id":"nope"}]`))
+	res, err := newService(t, rec).Ingest(context.Background(), app, []byte(`[{"session_id":"9AB1B579-7021-4E0C-8EA1-2AC9F52F3058"},{"session":{"id":"`+sid+`"}},{"session_id":"nope"}]`), admitAll)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,13 +145,10 @@ func TestIngestKeysBySessionAndStampsEvents(t *testing.T) {
 func TestIngestNeverAcceptsWhatWasNotPublished(t *testing.T) {
 	rec := &recorder{err: errors.New("broker down")}
 	s := newService(t, rec)
-	if _, err := s.Ingest(context.Background(), uuid.New(), []byte(`{"session_id":"`+sid+`"}`)); !errors.Is(err, ErrUnavailable) {
+	if _, err := s.Ingest(context.Background(), uuid.New(), []byte(`{"session_id":"`+sid+`"}`), admitAll); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
-	if _, err := s.Ingest(context.Background(), uuid.New(), []byte(`nope`)); !errors.Is(err, ErrUnavailable) {
+	if _, err := s.Ingest(context.Background(), uuid.New(), []byte(`nope`), admitAll); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("invalid body with the broker down: err = %v, want ErrUnavailable", err)
-	}
-	if _, err := s.RegisterSession(context.Background(), uuid.New(), uuid.Nil); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("session with the broker down: err = %v, want ErrUnavailable", err)
 	}
 }

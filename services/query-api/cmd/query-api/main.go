@@ -23,7 +23,9 @@ import (
 	"github.com/the-eye/eye/pkg/config"
 	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/pkg/httpx"
+	"github.com/the-eye/eye/pkg/metrics"
 	"github.com/the-eye/eye/pkg/pg"
+	"github.com/the-eye/eye/services/query-api/internal/admin"
 	"github.com/the-eye/eye/services/query-api/internal/docs"
 	"github.com/the-eye/eye/services/query-api/internal/httpapi"
 	"github.com/the-eye/eye/services/query-api/internal/query"
@@ -35,6 +37,7 @@ type cfg struct {
 	QueryTimeout    time.Duration `env:"EYE_QUERY_TIMEOUT" default:"5s"`
 	FutureTolerance time.Duration `env:"EYE_FUTURE_TOLERANCE" default:"1m"`
 	KeyCacheTTL     time.Duration `env:"EYE_KEY_CACHE_TTL" default:"5s"`
+	RotationOverlap time.Duration `env:"EYE_KEY_ROTATION_OVERLAP" default:"24h"`
 	DevWriteKey     string        `env:"EYE_DEV_WRITE_KEY" secret:"true"`
 	DevReadKey      string        `env:"EYE_DEV_READ_KEY" secret:"true"`
 }
@@ -83,11 +86,15 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	api, err := httpapi.New(store, authn, db.PingContext)
+	admins, err := admin.NewStore(db, admin.Config{Timeout: c.QueryTimeout, RotationOverlap: c.RotationOverlap})
 	if err != nil {
 		return err
 	}
-	r := httpx.NewEngine(log)
+	api, err := httpapi.New(store, admins, authn, db.PingContext)
+	if err != nil {
+		return err
+	}
+	r := httpx.NewEngine(log, metrics.New("query-api"))
 	api.Register(r)
 	httpx.Docs(r, docs.SwaggerInfo.InstanceName())
 	return httpx.Serve(ctx, c.Addr, r, log)

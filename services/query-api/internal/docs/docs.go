@@ -15,6 +15,594 @@ const docTemplate = `{
     "host": "{{.Host}}",
     "basePath": "{{.BasePath}}",
     "paths": {
+        "/admin/applications/": {
+            "get": {
+                "security": [
+                    {
+                        "BearerKey": []
+                    }
+                ],
+                "description": "Oldest first, disabled ones included. Keyset pagination: pass the previous page's \"next\" as cursor.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "List applications",
+                "parameters": [
+                    {
+                        "type": "integer",
+                        "description": "page size, 1..1000 (default 100)",
+                        "name": "limit",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "the previous page's next",
+                        "name": "cursor",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/internal_httpapi.ApplicationList"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    }
+                }
+            },
+            "post": {
+                "security": [
+                    {
+                        "BearerKey": []
+                    }
+                ],
+                "description": "An application is a tenant: its keys ingest and read only its own events. allowed_origins are browser origins (\"*\" or scheme://host[:port]) allowed to send events with its write keys; rate_limit (events per second per key) and rate_burst of 0 mean the gateway's defaults; strict_sessions makes events of unregistered sessions errors.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Create an application",
+                "parameters": [
+                    {
+                        "description": "the application",
+                        "name": "application",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/internal_httpapi.ApplicationRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "201": {
+                        "description": "Created",
+                        "schema": {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_admin.Application"
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_body, invalid_name, invalid_origin, invalid_rate",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/admin/applications/{id}": {
+            "get": {
+                "security": [
+                    {
+                        "BearerKey": []
+                    }
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Get an application",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "application id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_admin.Application"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    }
+                }
+            },
+            "patch": {
+                "security": [
+                    {
+                        "BearerKey": []
+                    }
+                ],
+                "description": "Sets the fields present (allowed_origins is replaced whole); the result is checked like a new application. Keys pick up new settings within the services' key cache TTL.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Update an application",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "application id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "the fields to change",
+                        "name": "application",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/internal_httpapi.ApplicationPatch"
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_admin.Application"
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_body, invalid_name, invalid_origin, invalid_rate",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/admin/applications/{id}/disable": {
+            "post": {
+                "security": [
+                    {
+                        "BearerKey": []
+                    }
+                ],
+                "description": "Every key of the application stops working within the key cache TTL (EYE_KEY_CACHE_TTL, 5 s by default); its data stays. Disabling a disabled application changes nothing. A key cannot disable its own application (409 own_application).",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Disable an application",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "application id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_admin.Application"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "409": {
+                        "description": "own_application",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/admin/applications/{id}/enable": {
+            "post": {
+                "security": [
+                    {
+                        "BearerKey": []
+                    }
+                ],
+                "description": "Its keys that are neither revoked nor expired work again.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Enable an application",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "application id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_admin.Application"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/admin/applications/{id}/keys": {
+            "get": {
+                "security": [
+                    {
+                        "BearerKey": []
+                    }
+                ],
+                "description": "Oldest first, revoked and expired ones included, never the key material: identify a key by its prefix.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "List an application's API keys",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "application id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/internal_httpapi.KeyList"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    }
+                }
+            },
+            "post": {
+                "security": [
+                    {
+                        "BearerKey": []
+                    }
+                ],
+                "description": "scopes: [\"write\"] (ingest; shipped to clients, so it cannot be combined), [\"read\"] (query the application's own data), [\"read\",\"admin\"] (edit events, see every application, administer). The prefix names the most powerful scope: eye_w_, eye_r_, eye_a_. The key is in this answer only: store it now; The Eye keeps its SHA-256 hash.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Create an API key",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "application id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "scopes and label",
+                        "name": "key",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/internal_httpapi.KeyRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "201": {
+                        "description": "Created",
+                        "schema": {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_admin.CreatedKey"
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_body, invalid_scope, invalid_label",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/admin/keys/{id}/revoke": {
+            "post": {
+                "security": [
+                    {
+                        "BearerKey": []
+                    }
+                ],
+                "description": "The key stops working within the services' key cache TTL (EYE_KEY_CACHE_TTL, 5 s by default). Revoking a revoked key changes nothing.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Revoke an API key",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "key id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_admin.Key"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/admin/keys/{id}/rotate": {
+            "post": {
+                "security": [
+                    {
+                        "BearerKey": []
+                    }
+                ],
+                "description": "Creates a key with the same application, scopes and label (shown in this answer only) and makes the old key expire after the overlap (default EYE_KEY_ROTATION_OVERLAP, 24h; \"0s\" ends it at once). Both work during the overlap. An old key already expiring sooner keeps its expiry. Revoked or expired keys cannot be rotated (409).",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Rotate an API key",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "key id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "overlap, a Go duration",
+                        "name": "rotate",
+                        "in": "body",
+                        "schema": {
+                            "$ref": "#/definitions/internal_httpapi.RotateRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "201": {
+                        "description": "Created",
+                        "schema": {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_admin.RotatedKey"
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_body, invalid_overlap",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "409": {
+                        "description": "key_revoked, key_expired",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
         "/errors/": {
             "get": {
                 "security": [
@@ -609,7 +1197,12 @@ const docTemplate = `{
                 "future_timestamp",
                 "invalid_session_id",
                 "invalid_envelope",
-                "storage_rejected"
+                "storage_rejected",
+                "too_large",
+                "too_deep",
+                "invalid_id",
+                "unknown_session",
+                "session_conflict"
             ],
             "x-enum-varnames": [
                 "CodeInvalidJSON",
@@ -622,7 +1215,12 @@ const docTemplate = `{
                 "CodeFutureTimestamp",
                 "CodeInvalidSessionID",
                 "CodeInvalidEnvelope",
-                "CodeStorageRejected"
+                "CodeStorageRejected",
+                "CodeTooLarge",
+                "CodeTooDeep",
+                "CodeInvalidID",
+                "CodeUnknownSession",
+                "CodeSessionOwner"
             ]
         },
         "event.Reason": {
@@ -636,6 +1234,174 @@ const docTemplate = `{
                 },
                 "message": {
                     "type": "string"
+                }
+            }
+        },
+        "github_com_the-eye_eye_services_query-api_internal_admin.Application": {
+            "type": "object",
+            "properties": {
+                "created_at": {
+                    "type": "string"
+                },
+                "disabled_at": {
+                    "type": "string"
+                },
+                "id": {
+                    "type": "string"
+                },
+                "name": {
+                    "type": "string",
+                    "example": "web shop"
+                },
+                "settings": {
+                    "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_admin.Settings"
+                }
+            }
+        },
+        "github_com_the-eye_eye_services_query-api_internal_admin.CreatedKey": {
+            "type": "object",
+            "properties": {
+                "application_id": {
+                    "type": "string"
+                },
+                "created_at": {
+                    "type": "string"
+                },
+                "expires_at": {
+                    "type": "string"
+                },
+                "id": {
+                    "type": "string"
+                },
+                "key": {
+                    "type": "string",
+                    "example": "eye_w_AbCdEfGhIjKlMnOpQrStUvWxYz012345"
+                },
+                "label": {
+                    "type": "string",
+                    "example": "checkout page"
+                },
+                "prefix": {
+                    "type": "string",
+                    "example": "eye_w_AbCd"
+                },
+                "revoked_at": {
+                    "type": "string"
+                },
+                "scopes": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    },
+                    "example": [
+                        "write"
+                    ]
+                }
+            }
+        },
+        "github_com_the-eye_eye_services_query-api_internal_admin.Key": {
+            "type": "object",
+            "properties": {
+                "application_id": {
+                    "type": "string"
+                },
+                "created_at": {
+                    "type": "string"
+                },
+                "expires_at": {
+                    "type": "string"
+                },
+                "id": {
+                    "type": "string"
+                },
+                "label": {
+                    "type": "string",
+                    "example": "checkout page"
+                },
+                "prefix": {
+                    "type": "string",
+                    "example": "eye_w_AbCd"
+                },
+                "revoked_at": {
+                    "type": "string"
+                },
+                "scopes": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    },
+                    "example": [
+                        "write"
+                    ]
+                }
+            }
+        },
+        "github_com_the-eye_eye_services_query-api_internal_admin.RotatedKey": {
+            "type": "object",
+            "properties": {
+                "application_id": {
+                    "type": "string"
+                },
+                "created_at": {
+                    "type": "string"
+                },
+                "expires_at": {
+                    "type": "string"
+                },
+                "id": {
+                    "type": "string"
+                },
+                "key": {
+                    "type": "string",
+                    "example": "eye_w_AbCdEfGhIjKlMnOpQrStUvWxYz012345"
+                },
+                "label": {
+                    "type": "string",
+                    "example": "checkout page"
+                },
+                "prefix": {
+                    "type": "string",
+                    "example": "eye_w_AbCd"
+                },
+                "previous": {
+                    "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_admin.Key"
+                },
+                "revoked_at": {
+                    "type": "string"
+                },
+                "scopes": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    },
+                    "example": [
+                        "write"
+                    ]
+                }
+            }
+        },
+        "github_com_the-eye_eye_services_query-api_internal_admin.Settings": {
+            "type": "object",
+            "properties": {
+                "allowed_origins": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    },
+                    "example": [
+                        "https://shop.example"
+                    ]
+                },
+                "rate_burst": {
+                    "type": "integer",
+                    "example": 100
+                },
+                "rate_limit": {
+                    "type": "number",
+                    "example": 50
+                },
+                "strict_sessions": {
+                    "type": "boolean"
                 }
             }
         },
@@ -681,6 +1447,10 @@ const docTemplate = `{
                 "category": {
                     "type": "string",
                     "example": "page interaction"
+                },
+                "client_timestamp": {
+                    "description": "ClientTimestamp is the timestamp as the client's clock said, when it\nsent sent_at and so Timestamp was corrected for clock skew.",
+                    "type": "string"
                 },
                 "data": {
                     "type": "object"
@@ -757,6 +1527,78 @@ const docTemplate = `{
                 }
             }
         },
+        "internal_httpapi.ApplicationList": {
+            "type": "object",
+            "properties": {
+                "next": {
+                    "type": "string"
+                },
+                "results": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_admin.Application"
+                    }
+                }
+            }
+        },
+        "internal_httpapi.ApplicationPatch": {
+            "type": "object",
+            "properties": {
+                "allowed_origins": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    },
+                    "example": [
+                        "https://shop.example"
+                    ]
+                },
+                "name": {
+                    "type": "string",
+                    "example": "web shop"
+                },
+                "rate_burst": {
+                    "type": "integer",
+                    "example": 100
+                },
+                "rate_limit": {
+                    "type": "number",
+                    "example": 50
+                },
+                "strict_sessions": {
+                    "type": "boolean"
+                }
+            }
+        },
+        "internal_httpapi.ApplicationRequest": {
+            "type": "object",
+            "properties": {
+                "allowed_origins": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    },
+                    "example": [
+                        "https://shop.example"
+                    ]
+                },
+                "name": {
+                    "type": "string",
+                    "example": "web shop"
+                },
+                "rate_burst": {
+                    "type": "integer",
+                    "example": 100
+                },
+                "rate_limit": {
+                    "type": "number",
+                    "example": 50
+                },
+                "strict_sessions": {
+                    "type": "boolean"
+                }
+            }
+        },
         "internal_httpapi.ErrorList": {
             "type": "object",
             "properties": {
@@ -804,6 +1646,47 @@ const docTemplate = `{
                     "items": {
                         "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.Event"
                     }
+                }
+            }
+        },
+        "internal_httpapi.KeyList": {
+            "type": "object",
+            "properties": {
+                "next": {
+                    "type": "string"
+                },
+                "results": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_admin.Key"
+                    }
+                }
+            }
+        },
+        "internal_httpapi.KeyRequest": {
+            "type": "object",
+            "properties": {
+                "label": {
+                    "type": "string",
+                    "example": "checkout page"
+                },
+                "scopes": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    },
+                    "example": [
+                        "write"
+                    ]
+                }
+            }
+        },
+        "internal_httpapi.RotateRequest": {
+            "type": "object",
+            "properties": {
+                "overlap": {
+                    "type": "string",
+                    "example": "24h"
                 }
             }
         },

@@ -18,22 +18,24 @@ import (
 	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/pkg/httpx"
 	"github.com/the-eye/eye/pkg/pg"
+	"github.com/the-eye/eye/services/query-api/internal/admin"
 	"github.com/the-eye/eye/services/query-api/internal/query"
 )
 
 // API serves the query routes.
 type API struct {
-	store *query.Store
-	auth  *auth.Authenticator
-	ready func(context.Context) error
+	store  *query.Store
+	admins *admin.Store
+	auth   *auth.Authenticator
+	ready  func(context.Context) error
 }
 
 // New returns the API; ready reports whether Postgres answers.
-func New(store *query.Store, a *auth.Authenticator, ready func(context.Context) error) (*API, error) {
-	if store == nil || a == nil || ready == nil {
+func New(store *query.Store, admins *admin.Store, a *auth.Authenticator, ready func(context.Context) error) (*API, error) {
+	if store == nil || admins == nil || a == nil || ready == nil {
 		return nil, errors.New("httpapi: missing dependency")
 	}
-	return &API{store: store, auth: a, ready: ready}, nil
+	return &API{store: store, admins: admins, auth: a, ready: ready}, nil
 }
 
 // Register mounts the routes on r.
@@ -49,6 +51,7 @@ func (a *API) Register(r *gin.Engine) {
 	httpx.Handle(r, http.MethodGet, "/sessions/:id", read, a.getSession)
 	httpx.Handle(r, http.MethodGet, "/errors", read, a.listErrors)
 	httpx.Handle(r, http.MethodGet, "/errors/:id", read, a.getError)
+	a.registerAdmin(r, admin)
 	r.GET("/readyz", a.readyz)
 }
 

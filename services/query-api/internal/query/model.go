@@ -25,9 +25,12 @@ type Event struct {
 	Name          string          `json:"name" example:"pageview"`
 	Data          json.RawMessage `json:"data" swaggertype:"object"`
 	Timestamp     time.Time       `json:"timestamp"`
-	ReceivedAt    time.Time       `json:"received_at"`
-	Version       int             `json:"version" example:"1"`
-	UpdatedAt     *time.Time      `json:"updated_at"`
+	// ClientTimestamp is the timestamp as the client's clock said, when it
+	// sent sent_at and so Timestamp was corrected for clock skew.
+	ClientTimestamp *time.Time `json:"client_timestamp"`
+	ReceivedAt      time.Time  `json:"received_at"`
+	Version         int        `json:"version" example:"1"`
+	UpdatedAt       *time.Time `json:"updated_at"`
 }
 
 // ETag is the entity tag of the event's current version.

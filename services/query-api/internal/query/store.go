@@ -108,7 +108,7 @@ func (l *list) between(col string, from, to *time.Time) {
 	}
 }
 
-const eventCols = `id, app_id, session_id, category, name, data, "timestamp", received_at, version, updated_at`
+const eventCols = `id, app_id, session_id, category, name, data, "timestamp", client_timestamp, received_at, version, updated_at`
 
 type eventRow struct {
 	ID         uuid.UUID    `db:"id"`
@@ -118,6 +118,7 @@ type eventRow struct {
 	Name       string       `db:"name"`
 	Data       []byte       `db:"data"`
 	Timestamp  time.Time    `db:"timestamp"`
+	ClientTS   sql.NullTime `db:"client_timestamp"`
 	ReceivedAt time.Time    `db:"received_at"`
 	Version    int          `db:"version"`
 	UpdatedAt  sql.NullTime `db:"updated_at"`
@@ -125,7 +126,7 @@ type eventRow struct {
 
 func (r eventRow) toEvent() Event {
 	e := Event{ID: r.ID, ApplicationID: r.AppID, SessionID: r.SessionID, Category: r.Category, Name: r.Name,
-		Data: r.Data, Timestamp: r.Timestamp.UTC(), ReceivedAt: r.ReceivedAt.UTC(), Version: r.Version}
+		Data: r.Data, Timestamp: r.Timestamp.UTC(), ClientTimestamp: timePtr(r.ClientTS), ReceivedAt: r.ReceivedAt.UTC(), Version: r.Version}
 	if r.UpdatedAt.Valid {
 		t := r.UpdatedAt.Time.UTC()
 		e.UpdatedAt = &t

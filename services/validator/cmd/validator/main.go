@@ -17,6 +17,7 @@ import (
 	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/pkg/httpx"
 	"github.com/the-eye/eye/pkg/kafkax"
+	"github.com/the-eye/eye/pkg/metrics"
 	"github.com/the-eye/eye/services/validator/internal/validate"
 )
 
@@ -44,6 +45,7 @@ func run(ctx context.Context) error {
 	}
 	log := c.Logger("validator")
 	log.Info("starting", "config", config.LogValue(&c))
+	reg := metrics.New("validator")
 
 	brokers := kafkax.Brokers(c.Brokers)
 	topics := contract.NewTopics(c.TopicPrefix)
@@ -52,7 +54,7 @@ func run(ctx context.Context) error {
 	if err := kafkax.EnsureTopics(startCtx, brokers, c.Partitions, c.Replication, topics.All()...); err != nil {
 		return err
 	}
-	producer, err := kafkax.NewProducer(brokers)
+	producer, err := kafkax.NewProducer(kafkax.ProducerConfig{Brokers: brokers, Metrics: reg})
 	if err != nil {
 		return err
 	}
@@ -64,14 +66,17 @@ func run(ctx context.Context) error {
 		return err
 	}
 	consumer, err := kafkax.NewConsumer(kafkax.ConsumerConfig{
-		Brokers: brokers, GroupID: c.TopicPrefix + c.GroupID, Topic: topics.Raw, MaxBatch: c.MaxBatch, Logger: log,
+		Brokers: brokers, GroupID: c.TopicPrefix + c.GroupID, Topic: topics.Raw, MaxBatch: c.MaxBatch, Logger: log, Metrics: reg,
 	})
 	if err != nil {
 		return err
 	}
 
+	r := httpx.NewEngine(log, reg)
+	r.GET("/readyz", httpx.Readyz(log, map[string]func(context.Context) error{"kafka": consumer.Ready}))
+
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return consumer.Run(ctx, relay.Handle) })
-	g.Go(func() error { return httpx.Serve(ctx, c.Addr, httpx.NewEngine(log), log) })
+	g.Go(func() error { return httpx.Serve(ctx, c.Addr, r, log) })
 	return g.Wait()
 }

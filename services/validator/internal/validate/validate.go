@@ -6,6 +6,7 @@ package validate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -55,22 +56,21 @@ func (r *Relay) Process(m contract.Message) (contract.Message, error) {
 	now := r.now()
 	var raw contract.RawEvent
 	if err := contract.Decode(m.Value, &raw); err != nil {
-		// Not something the gateway wrote: keep the bytes, explain, move on.
-		return contract.Encode(r.topics.Errors, string(m.Key), &contract.Error{
-			ID: uuid.NewSHA1(uuid.NameSpaceOID, m.Value), Stage: contract.StageValidator,
-			Reasons: event.Reasons{{Code: event.CodeInvalidEnvelope, Message: err.Error()}},
-			Payload: contract.NewPayload(m.Value), ReceivedAt: event.Canonical(now), DetectedAt: event.Canonical(now),
-		})
+		return r.undecodable(m, now, err)
 	}
-	f, reasons := r.rules.Validate(raw.Payload, now)
+	payload, err := raw.Payload.Bytes()
+	if err != nil {
+		return r.undecodable(m, now, fmt.Errorf("payload: %w", err))
+	}
+	f, reasons := r.rules.ValidateReceived(payload, raw.ReceivedAt, now)
 	if len(reasons) > 0 {
 		rec := &contract.Error{
 			ID: raw.EventID, AppID: raw.AppID, Stage: contract.StageValidator, Reasons: reasons,
-			Payload: contract.NewPayload(raw.Payload), ReceivedAt: raw.ReceivedAt, DetectedAt: event.Canonical(now),
+			Payload: raw.Payload, ReceivedAt: raw.ReceivedAt, DetectedAt: event.Canonical(now),
 		}
-		if obj, reason := event.DecodeObject(raw.Payload); reason == nil {
+		if obj, reason := event.DecodeObject(payload); reason == nil {
 			if ref, _, ok := event.SessionRef(obj); ok {
-				if id, err := uuid.Parse(ref); err == nil {
+				if id, ok := event.ParseSessionID(ref); ok {
 					rec.SessionID = &id
 				}
 			}
@@ -79,6 +79,17 @@ func (r *Relay) Process(m contract.Message) (contract.Message, error) {
 	}
 	return contract.Encode(r.topics.Events, f.SessionID.String(), &contract.Event{
 		ID: raw.EventID, AppID: raw.AppID, SessionID: f.SessionID, Category: f.Category, Name: f.Name,
-		Data: f.Data, Timestamp: f.Timestamp, ReceivedAt: raw.ReceivedAt,
+		Data: f.Data, Timestamp: f.Timestamp, ClientTimestamp: f.ClientTimestamp, ReceivedAt: raw.ReceivedAt,
+	})
+}
+
+// undecodable records a message that is not a raw event the gateway wrote:
+// the bytes are kept and explained, and the partition moves on. The id is
+// derived from the bytes, so a redelivery is stored once.
+func (r *Relay) undecodable(m contract.Message, now time.Time, err error) (contract.Message, error) {
+	return contract.Encode(r.topics.Errors, string(m.Key), &contract.Error{
+		ID: uuid.NewSHA1(uuid.NameSpaceOID, m.Value), Stage: contract.StageValidator,
+		Reasons: event.Reasons{{Code: event.CodeInvalidEnvelope, Message: err.Error()}},
+		Payload: contract.NewPayload(m.Value), ReceivedAt: event.Canonical(now), DetectedAt: event.Canonical(now),
 	})
 }

@@ -2,7 +2,6 @@ package validate
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -25,7 +24,7 @@ func (r *recorder) Publish(_ context.Context, msgs ...contract.Message) error {
 func raw(t *testing.T, key, payload string) contract.Message {
 	t.Helper()
 	m, err := contract.Encode(topics.Raw, key, &contract.RawEvent{
-		EventID: uuid.Must(uuid.NewV7()), AppID: uuid.New(), ReceivedAt: time.Now().UTC(), Payload: json.RawMessage(payload),
+		EventID: uuid.Must(uuid.NewV7()), AppID: uuid.New(), ReceivedAt: time.Now().UTC(), Payload: contract.NewPayload([]byte(payload)),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/httpx"
 	"github.com/the-eye/eye/pkg/kafkax"
+	"github.com/the-eye/eye/pkg/metrics"
 	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/services/writer/internal/sink"
 	"github.com/the-eye/eye/services/writer/internal/store"
@@ -43,6 +44,7 @@ func run(ctx context.Context) error {
 	}
 	log := c.Logger("writer")
 	log.Info("starting", "config", config.LogValue(&c))
+	reg := metrics.New("writer")
 
 	startCtx, cancel := context.WithTimeout(ctx, c.StartupWait)
 	defer cancel()
@@ -71,17 +73,22 @@ func run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	// One group per topic: a member joining for one topic never makes the
 	// others rebalance.
-	sinks := map[string]kafkax.Handler{"events": sk.Events, "errors": sk.Errors, "sessions": sk.Sessions}
-	topicOf := map[string]string{"events": topics.Events, "errors": topics.Errors, "sessions": topics.Sessions}
+	sinks := map[string]kafkax.Handler{"events": sk.Events, "errors": sk.Errors}
+	topicOf := map[string]string{"events": topics.Events, "errors": topics.Errors}
 	for name, handle := range sinks {
 		consumer, err := kafkax.NewConsumer(kafkax.ConsumerConfig{
-			Brokers: brokers, GroupID: c.TopicPrefix + c.GroupID + "." + name, Topic: topicOf[name], MaxBatch: c.MaxBatch, Logger: log,
+			Brokers: brokers, GroupID: c.TopicPrefix + c.GroupID + "." + name, Topic: topicOf[name], MaxBatch: c.MaxBatch, Logger: log, Metrics: reg,
 		})
 		if err != nil {
 			return err
 		}
 		g.Go(func() error { return consumer.Run(ctx, handle) })
 	}
-	g.Go(func() error { return httpx.Serve(ctx, c.Addr, httpx.NewEngine(log), log) })
+	r := httpx.NewEngine(log, reg)
+	r.GET("/readyz", httpx.Readyz(log, map[string]func(context.Context) error{
+		"kafka":    func(ctx context.Context) error { return kafkax.Ping(ctx, brokers) },
+		"postgres": db.PingContext,
+	}))
+	g.Go(func() error { return httpx.Serve(ctx, c.Addr, r, log) })
 	return g.Wait()
 }

@@ -42,15 +42,27 @@ func (s *Sink) Events(ctx context.Context, batch []contract.Message) error {
 		}
 		events = append(events, event.Event{
 			ID: e.ID, AppID: e.AppID, SessionID: e.SessionID, Category: e.Category, Name: e.Name,
-			Data: e.Data, Timestamp: e.Timestamp, ReceivedAt: e.ReceivedAt,
+			Data: e.Data, Timestamp: e.Timestamp, ClientTimestamp: e.ClientTimestamp, ReceivedAt: e.ReceivedAt,
 		})
 	}
-	rejected, err := s.st.InsertEvents(ctx, events)
+	check, err := s.st.CheckSessions(ctx, events)
+	if err != nil {
+		return err
+	}
+	keep := events[:0]
+	for _, e := range events {
+		if reason := check(e); reason != nil {
+			bad = append(bad, s.refused(e, *reason))
+			continue
+		}
+		keep = append(keep, e)
+	}
+	rejected, err := s.st.InsertEvents(ctx, keep)
 	if err != nil {
 		return err
 	}
 	for _, r := range rejected {
-		bad = append(bad, s.refused(r))
+		bad = append(bad, s.refused(r.Event, event.Reason{Code: event.CodeStorageRejected, Message: "the database refused this event: " + r.Err.Error()}))
 	}
 	return s.st.InsertErrors(ctx, bad)
 }
@@ -68,24 +80,6 @@ func (s *Sink) Errors(ctx context.Context, batch []contract.Message) error {
 	return s.st.InsertErrors(ctx, recs)
 }
 
-// Sessions stores a batch from the sessions topic.
-func (s *Sink) Sessions(ctx context.Context, batch []contract.Message) error {
-	regs := make([]contract.SessionRegistered, 0, len(batch))
-	var bad []contract.Error
-	for _, m := range batch {
-		var r contract.SessionRegistered
-		if err := contract.Decode(m.Value, &r); err != nil {
-			bad = append(bad, s.undecodable(m, err))
-			continue
-		}
-		regs = append(regs, r)
-	}
-	if err := s.st.RegisterSessions(ctx, regs); err != nil {
-		return err
-	}
-	return s.st.InsertErrors(ctx, bad)
-}
-
 // undecodable records a message that is not a valid envelope. Its id is
 // derived from its bytes, so a redelivery is stored once.
 func (s *Sink) undecodable(m contract.Message, err error) contract.Error {
@@ -97,17 +91,15 @@ func (s *Sink) undecodable(m contract.Message, err error) contract.Error {
 	}
 }
 
-// refused records an event Postgres would not store.
-func (s *Sink) refused(r store.Rejected) contract.Error {
-	e := r.Event
+// refused records an event the writer will not store, for reason.
+func (s *Sink) refused(e event.Event, reason event.Reason) contract.Error {
 	doc, _ := contract.Encode("", "", &contract.Event{
 		ID: e.ID, AppID: e.AppID, SessionID: e.SessionID, Category: e.Category, Name: e.Name,
-		Data: e.Data, Timestamp: e.Timestamp, ReceivedAt: e.ReceivedAt,
+		Data: e.Data, Timestamp: e.Timestamp, ClientTimestamp: e.ClientTimestamp, ReceivedAt: e.ReceivedAt,
 	})
 	return contract.Error{
 		ID: e.ID, AppID: e.AppID, SessionID: &e.SessionID, Stage: contract.StageWriter,
-		Reasons:    event.Reasons{{Code: event.CodeStorageRejected, Message: "the database refused this event: " + r.Err.Error()}},
-		Payload:    contract.NewPayload(doc.Value),
+		Reasons: event.Reasons{reason}, Payload: contract.NewPayload(doc.Value),
 		ReceivedAt: e.ReceivedAt, DetectedAt: event.Canonical(s.now()),
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
@@ -47,11 +46,11 @@ type Rejected struct {
 // so they cannot deadlock).
 const insertEvents = `
 WITH input AS (
-	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::timestamptz[])
-		AS t(id, app_id, session_id, category, name, data, ts, received_at)
+	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
+		AS t(id, app_id, session_id, category, name, data, ts, received_at, client_ts)
 ), inserted AS (
-	INSERT INTO events (id, app_id, session_id, category, name, data, "timestamp", received_at)
-	SELECT id, app_id, session_id, category, name, data, ts, received_at FROM input
+	INSERT INTO events (id, app_id, session_id, category, name, data, "timestamp", received_at, client_timestamp)
+	SELECT id, app_id, session_id, category, name, data, ts, received_at, client_ts FROM input
 	ON CONFLICT (id) DO NOTHING
 	RETURNING app_id, session_id, "timestamp", received_at
 )
@@ -61,7 +60,8 @@ FROM inserted GROUP BY session_id ORDER BY session_id
 ON CONFLICT (id) DO UPDATE SET
 	first_event_at = LEAST(s.first_event_at, EXCLUDED.first_event_at),
 	last_event_at  = GREATEST(s.last_event_at, EXCLUDED.last_event_at),
-	event_count    = s.event_count + EXCLUDED.event_count`
+	event_count    = s.event_count + EXCLUDED.event_count
+WHERE s.app_id = EXCLUDED.app_id -- CheckSessions turns another application's session into an error first`
 
 // InsertEvents stores events idempotently. When Postgres refuses a value
 // (e.g. \u0000 inside jsonb), the batch is retried row by row and the
@@ -93,14 +93,17 @@ func (s *Store) insertEvents(ctx context.Context, events []event.Event) error {
 	n := len(events)
 	ids, apps, sessions := make([]string, n), make([]string, n), make([]string, n)
 	cats, names, data := make([]string, n), make([]string, n), make([]string, n)
-	ts, recv := make([]string, n), make([]string, n)
+	ts, recv, client := make([]string, n), make([]string, n), make([]sql.NullString, n)
 	for i, e := range events {
 		ids[i], apps[i], sessions[i] = e.ID.String(), e.AppID.String(), e.SessionID.String()
 		cats[i], names[i], data[i] = e.Category, e.Name, string(e.Data)
 		ts[i], recv[i] = e.Timestamp.Format(time.RFC3339Nano), e.ReceivedAt.Format(time.RFC3339Nano)
+		if !e.ClientTimestamp.IsZero() {
+			client[i] = sql.NullString{String: e.ClientTimestamp.Format(time.RFC3339Nano), Valid: true}
+		}
 	}
 	_, err := s.db.ExecContext(ctx, insertEvents, pq.Array(ids), pq.Array(apps), pq.Array(sessions),
-		pq.Array(cats), pq.Array(names), pq.Array(data), pq.Array(ts), pq.Array(recv))
+		pq.Array(cats), pq.Array(names), pq.Array(data), pq.Array(ts), pq.Array(recv), pq.Array(client))
 	if err != nil {
 		return fmt.Errorf("insert %d events: %w", n, err)
 	}
@@ -158,41 +161,4 @@ func storable(rs event.Reasons) event.Reasons {
 		out[i] = event.Reason{Code: event.Code(clean.Replace(string(r.Code))), Field: clean.Replace(r.Field), Message: clean.Replace(r.Message)}
 	}
 	return out
-}
-
-const registerSessions = `
-INSERT INTO sessions AS s (id, app_id, created_at, registered_at)
-SELECT id, app_id, registered_at, registered_at
-FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS t(id, app_id, registered_at)
-ORDER BY id
-ON CONFLICT (id) DO UPDATE SET
-	registered_at = LEAST(s.registered_at, EXCLUDED.registered_at),
-	created_at    = LEAST(s.created_at, EXCLUDED.created_at)`
-
-// RegisterSessions records session registrations idempotently.
-func (s *Store) RegisterSessions(ctx context.Context, regs []contract.SessionRegistered) error {
-	seen := make(map[uuid.UUID]int, len(regs))
-	var ids, apps []string
-	var at []time.Time
-	for _, r := range regs {
-		if i, dup := seen[r.ID]; dup { // one row per id: ON CONFLICT cannot touch a row twice
-			if r.RegisteredAt.Before(at[i]) {
-				at[i] = r.RegisteredAt
-			}
-			continue
-		}
-		seen[r.ID] = len(ids)
-		ids, apps, at = append(ids, r.ID.String()), append(apps, r.AppID.String()), append(at, r.RegisteredAt)
-	}
-	times := make([]string, len(at))
-	for i, t := range at {
-		times[i] = t.Format(time.RFC3339Nano)
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	if _, err := s.db.ExecContext(ctx, registerSessions, pq.Array(ids), pq.Array(apps), pq.Array(times)); err != nil {
-		return fmt.Errorf("register %d sessions: %w", len(ids), err)
-	}
-	return nil
 }

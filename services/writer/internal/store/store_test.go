@@ -33,9 +33,12 @@ func newStore(t *testing.T) (*Store, *sqlx.DB) {
 	return st, db
 }
 
+// testApp owns the events newEvent makes.
+var testApp = uuid.New()
+
 func newEvent(session uuid.UUID, ts time.Time, data string) event.Event {
 	return event.Event{
-		ID: uuid.Must(uuid.NewV7()), AppID: uuid.New(), SessionID: session, Category: "page interaction", Name: "pageview",
+		ID: uuid.Must(uuid.NewV7()), AppID: testApp, SessionID: session, Category: "page interaction", Name: "pageview",
 		Data: json.RawMessage(data), Timestamp: ts, ReceivedAt: event.Canonical(time.Now()),
 	}
 }
@@ -172,23 +175,53 @@ func TestInsertErrorsKeepsPayloadBytesAndSurvivesNUL(t *testing.T) {
 	}
 }
 
-func TestRegisterSessionsThenEvents(t *testing.T) {
+func TestCheckSessions(t *testing.T) {
 	st, db := newStore(t)
 	ctx := context.Background()
-	id, app := uuid.New(), uuid.New()
-	reg := contract.SessionRegistered{ID: id, AppID: app, RegisteredAt: time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)}
-	if err := st.RegisterSessions(ctx, []contract.SessionRegistered{reg, reg}); err != nil {
+	strictApp, laxApp := uuid.New(), uuid.New()
+	for _, a := range []struct {
+		id     uuid.UUID
+		strict bool
+	}{{strictApp, true}, {laxApp, false}} {
+		if _, err := db.Exec(`INSERT INTO applications (id, name, strict_sessions) VALUES ($1, 'a', $2)`, a.id, a.strict); err != nil {
+			t.Fatal(err)
+		}
+	}
+	registered, unregistered, foreign := uuid.New(), uuid.New(), uuid.New()
+	db.MustExec(`INSERT INTO sessions (id, app_id, created_at, registered_at) VALUES ($1, $2, now(), now())`, registered, strictApp)
+	db.MustExec(`INSERT INTO sessions (id, app_id, created_at) VALUES ($1, $2, now())`, unregistered, strictApp)
+	db.MustExec(`INSERT INTO sessions (id, app_id, created_at, registered_at) VALUES ($1, $2, now(), now())`, foreign, laxApp)
+	ev := func(app, session uuid.UUID) event.Event {
+		e := newEvent(session, time.Now(), `{"a":1}`)
+		e.AppID = app
+		return e
+	}
+	cases := []struct {
+		e    event.Event
+		want event.Code
+	}{
+		{ev(strictApp, registered), ""},
+		{ev(strictApp, unregistered), event.CodeUnknownSession},
+		{ev(strictApp, uuid.New()), event.CodeUnknownSession},
+		{ev(laxApp, uuid.New()), ""},
+		{ev(strictApp, foreign), event.CodeSessionOwner},
+		{ev(laxApp, registered), event.CodeSessionOwner},
+	}
+	var batch []event.Event
+	for _, c := range cases {
+		batch = append(batch, c.e)
+	}
+	check, err := st.CheckSessions(ctx, batch)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.InsertEvents(ctx, []event.Event{newEvent(id, time.Date(2021, 1, 2, 0, 0, 0, 0, time.UTC), `{"a":1}`)}); err != nil {
-		t.Fatal(err)
-	}
-	var s struct {
-		Registered *time.Time `db:"registered_at"`
-		Count      int        `db:"event_count"`
-	}
-	db.Get(&s, `SELECT registered_at, event_count FROM sessions WHERE id = $1`, id)
-	if s.Registered == nil || s.Count != 1 {
-		t.Fatalf("session %+v", s)
+	for i, c := range cases {
+		var got event.Code
+		if r := check(c.e); r != nil {
+			got = r.Code
+		}
+		if got != c.want {
+			t.Errorf("case %d: %q, want %q", i, got, c.want)
+		}
 	}
 }
