@@ -16,6 +16,7 @@ build:
 	@mkdir -p bin
 	@for s in $(SERVICES); do go build -o bin/$$s ./services/$$s/cmd/$$s || exit 1; done
 	go build -o bin/eye-dev ./pkg/cmd/eye-dev
+	go build -o bin/eye-admin ./pkg/cmd/eye-admin
 
 test: ## unit, integration and end-to-end tests of every module
 	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && go test $(GO_TEST_FLAGS) ./...); done

@@ -29,7 +29,7 @@ func RequireScope(a *auth.Authenticator, scope auth.Scope) gin.HandlerFunc {
 			return
 		case errors.Is(err, auth.ErrUnknownKey):
 			c.Header("WWW-Authenticate", `Bearer realm="the-eye", error="invalid_token"`)
-			Abort(c, http.StatusUnauthorized, "unauthorized", "unknown or revoked API key")
+			Abort(c, http.StatusUnauthorized, "unauthorized", "unknown, revoked or expired API key")
 			return
 		case err != nil:
 			c.Header("Retry-After", "1")

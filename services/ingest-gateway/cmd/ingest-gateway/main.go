@@ -115,7 +115,7 @@ func run(ctx context.Context) error {
 	}
 	api, err := httpapi.New(svc, authn, httpapi.Config{
 		MaxBodyBytes: c.MaxBodyBytes, PublishTimeout: c.PublishTimeout, StreamTimeout: c.StreamTimeout, MaxInflight: c.MaxInflight,
-		RateLimit: c.RateLimit, RateBurst: c.RateBurst, AuthFailures: httpx.NewFailureLimiter(c.AuthFailEvery, c.AuthFailBurst),
+		RateLimit: c.RateLimit, RateBurst: c.RateBurst, AuthFailures: httpx.NewFailureLimiter(c.AuthFailEvery, c.AuthFailBurst), Metrics: reg,
 	},
 		func(ctx context.Context) error { return kafkax.Ping(ctx, brokers) })
 	if err != nil {

@@ -56,14 +56,14 @@ func newTestServer(t testing.TB, cfg Config) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := httpx.NewEngine(slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New("test"))
+	r := httpx.NewEngine(slog.New(slog.NewTextHandler(io.Discard, nil)), cfg.Metrics)
 	api.Register(r)
 	return r
 }
 
 func testConfig() Config {
 	return Config{MaxBodyBytes: 64 << 10, PublishTimeout: time.Second, StreamTimeout: 5 * time.Second, MaxInflight: 8,
-		RateLimit: 1e9, RateBurst: 1e9, AuthFailures: httpx.NewFailureLimiter(time.Millisecond, 1e6)}
+		RateLimit: 1e9, RateBurst: 1e9, AuthFailures: httpx.NewFailureLimiter(time.Millisecond, 1e6), Metrics: metrics.New("test")}
 }
 
 // FuzzPostEvents: whatever the body, content type and encoding, the gateway

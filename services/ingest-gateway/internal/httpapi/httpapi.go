@@ -22,6 +22,7 @@ import (
 	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/pkg/httpx"
+	"github.com/the-eye/eye/pkg/metrics"
 	"github.com/the-eye/eye/services/ingest-gateway/internal/ingest"
 )
 
@@ -34,6 +35,7 @@ type Config struct {
 	RateLimit      float64       // default events per second per key
 	RateBurst      int           // default bucket size per key
 	AuthFailures   *httpx.FailureLimiter
+	Metrics        *metrics.Registry
 }
 
 // API serves the gateway's routes.
@@ -43,19 +45,20 @@ type API struct {
 	cfg      Config
 	limits   *keyLimiters
 	inflight chan struct{}
+	counters counters
 	ready    func(context.Context) error
 }
 
 // New returns the API; ready reports whether the broker is reachable.
 func New(svc *ingest.Service, a *auth.Authenticator, cfg Config, ready func(context.Context) error) (*API, error) {
-	if svc == nil || a == nil || ready == nil || cfg.AuthFailures == nil {
+	if svc == nil || a == nil || ready == nil || cfg.AuthFailures == nil || cfg.Metrics == nil {
 		return nil, errors.New("httpapi: missing dependency")
 	}
 	if cfg.MaxBodyBytes <= 0 || cfg.PublishTimeout <= 0 || cfg.StreamTimeout <= 0 || cfg.MaxInflight <= 0 || cfg.RateLimit <= 0 || cfg.RateBurst <= 0 {
 		return nil, errors.New("httpapi: every limit must be positive")
 	}
 	return &API{svc: svc, auth: a, cfg: cfg, limits: newKeyLimiters(cfg.RateLimit, cfg.RateBurst),
-		inflight: make(chan struct{}, cfg.MaxInflight), ready: ready}, nil
+		inflight: make(chan struct{}, cfg.MaxInflight), counters: newCounters(cfg.Metrics), ready: ready}, nil
 }
 
 // Register mounts the routes on r.
@@ -156,13 +159,16 @@ func (a *API) postEvents(c *gin.Context) {
 	p := httpx.PrincipalOf(c)
 	res, err := a.svc.Ingest(ctx, p.AppID, body, func(n int) error { return a.limits.admit(p, n) })
 	if err != nil {
+		a.counters.failure(err)
 		fail(c, err)
 		return
 	}
 	if res.Batch {
+		a.counters.receipts("array", res.Receipts)
 		c.JSON(http.StatusAccepted, BatchReceipt{Events: res.Receipts})
 		return
 	}
+	a.counters.receipts("single", res.Receipts)
 	c.JSON(http.StatusAccepted, res.Receipts[0])
 }
 
@@ -187,6 +193,7 @@ func (a *API) postStream(c *gin.Context) {
 	case err != nil:
 		fail(c, err)
 	default:
+		a.counters.stream(res)
 		c.JSON(http.StatusAccepted, res)
 	}
 }

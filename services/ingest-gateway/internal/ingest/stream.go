@@ -55,7 +55,7 @@ const chunkSize = 500
 // ignored. Events are published in chunks as they arrive.
 func (s *Service) Stream(ctx context.Context, app uuid.UUID, r io.Reader, admit Admit) (StreamResult, error) {
 	var (
-		res     StreamResult
+		res     = StreamResult{Rejections: []LineReceipt{}}
 		chunk   []contract.Message
 		pending int // events (not error records) in chunk
 		line    int
