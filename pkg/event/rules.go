@@ -36,13 +36,12 @@ func DefaultRules() Rules {
 }
 
 // Validate decodes one event document and checks every rule, returning all
-// reasons it fails at once so a client can fix them in one go.
+// reasons it fails at once so a client can fix them in one go. A document
+// that JSON allows but that cannot be stored faithfully (invalid UTF-8, NUL
+// characters, numbers beyond float64, duplicate keys) fails with that one
+// reason.
 func (r Rules) Validate(payload []byte, now time.Time) (Fields, Reasons) {
-	obj, reason := DecodeObject(payload)
-	if reason != nil {
-		return Fields{}, Reasons{*reason}
-	}
-	return r.ValidateObject(obj, now)
+	return r.ValidateReceived(payload, time.Time{}, now)
 }
 
 // DecodeObject decodes a JSON document that must be an object, keeping the
@@ -65,6 +64,9 @@ func DecodeObject(payload []byte) (map[string]json.RawMessage, *Reason) {
 // timestamp is kept in ClientTimestamp.
 func (r Rules) ValidateReceived(payload []byte, received, now time.Time) (Fields, Reasons) {
 	obj, reason := DecodeObject(payload)
+	if reason == nil {
+		reason = Inspect(payload)
+	}
 	if reason != nil {
 		return Fields{}, Reasons{*reason}
 	}
