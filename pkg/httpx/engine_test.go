@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -180,5 +181,38 @@ func TestReadyz(t *testing.T) {
 				t.Fatalf("body %s should name %q and not leak the error", a.body, tc.failed)
 			}
 		})
+	}
+}
+
+// A check that ignores its context (lib/pq's Ping against a frozen server)
+// neither holds the answer past the timeout nor piles up goroutines.
+func TestReadyzDoesNotWaitForAStuckCheck(t *testing.T) {
+	release := make(chan struct{})
+	var calls atomic.Int32
+	stuck := func(context.Context) error {
+		calls.Add(1)
+		<-release
+		return nil
+	}
+	r := httpx.NewEngine(quiet, metrics.New("test"))
+	r.GET("/readyz", httpx.Readyz(quiet, map[string]func(context.Context) error{"postgres": stuck}))
+	start := time.Now()
+	wantError(t, do(r, http.MethodGet, "/readyz", ""), http.StatusServiceUnavailable, "unavailable")
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("readyz waited %s for a stuck check", d)
+	}
+	// Still stuck: reported at once, not started again.
+	start = time.Now()
+	wantError(t, do(r, http.MethodGet, "/readyz", ""), http.StatusServiceUnavailable, "unavailable")
+	if d := time.Since(start); d > time.Second || calls.Load() != 1 {
+		t.Fatalf("second probe took %s and ran the check %d times in all", d, calls.Load())
+	}
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for do(r, http.MethodGet, "/readyz", "").status != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("not ready after the check returned")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

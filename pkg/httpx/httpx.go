@@ -14,7 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -78,38 +78,70 @@ func Healthz(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
 // readyTimeout bounds each readiness check.
 const readyTimeout = 2 * time.Second
 
+// readyCheck is one named readiness check; running keeps a check that
+// outlives its deadline from being started again until it returns.
+type readyCheck struct {
+	name    string
+	fn      func(context.Context) error
+	running atomic.Bool
+}
+
 // Readyz returns a readiness handler for GET /readyz. It runs every check
-// concurrently, each under a 2 s timeout (checks must honour their context),
-// and answers 200 {"status":"ready"} when all pass, or a 503 JSON error
-// naming the dependencies that failed. The failures' errors are logged, not
-// answered: the endpoint is unauthenticated. It panics on a nil check.
+// concurrently under a 2 s timeout and answers 200 {"status":"ready"} when
+// all pass, or a 503 JSON error naming the dependencies that failed. The
+// answer never waits past the timeout, even for a check that ignores its
+// context (lib/pq's Ping does, against a server that stopped answering);
+// such a check is not started again until it has returned. The failures'
+// errors are logged, not answered: the endpoint is unauthenticated. It
+// panics on a nil check.
 func Readyz(log *slog.Logger, checks map[string]func(context.Context) error) gin.HandlerFunc {
-	names := make([]string, 0, len(checks))
-	for name, check := range checks {
-		if check == nil {
+	list := make([]*readyCheck, 0, len(checks))
+	for name, fn := range checks {
+		if fn == nil {
 			panic("httpx: nil readiness check " + name)
 		}
-		names = append(names, name)
+		list = append(list, &readyCheck{name: name, fn: fn})
 	}
-	slices.Sort(names)
-	fns := make([]func(context.Context) error, len(names))
-	for i, name := range names {
-		fns[i] = checks[name]
+	slices.SortFunc(list, func(a, b *readyCheck) int { return strings.Compare(a.name, b.name) })
+	type result struct {
+		i   int
+		err error
 	}
 	return func(c *gin.Context) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
 		defer cancel()
-		errs := make([]error, len(fns))
-		var wg sync.WaitGroup
-		for i, check := range fns {
-			wg.Go(func() { errs[i] = runCheck(ctx, check) })
+		errs := make([]error, len(list))
+		results := make(chan result, len(list)) // buffered: a late check never blocks
+		pending := map[int]bool{}
+		for i, check := range list {
+			if !check.running.CompareAndSwap(false, true) {
+				errs[i] = errors.New("the previous check has not returned yet")
+				continue
+			}
+			pending[i] = true
+			go func() {
+				defer check.running.Store(false)
+				results <- result{i, runCheck(ctx, check.fn)}
+			}()
 		}
-		wg.Wait()
+	wait:
+		for len(pending) > 0 {
+			select {
+			case r := <-results:
+				errs[r.i] = r.err
+				delete(pending, r.i)
+			case <-ctx.Done():
+				for i := range pending {
+					errs[i] = fmt.Errorf("no answer within %s", readyTimeout)
+				}
+				break wait
+			}
+		}
 		var failed []string
 		for i, err := range errs {
 			if err != nil {
-				failed = append(failed, names[i])
-				log.Warn("not ready", "dependency", names[i], "err", err)
+				failed = append(failed, list[i].name)
+				log.Warn("not ready", "dependency", list[i].name, "err", err)
 			}
 		}
 		if len(failed) > 0 {

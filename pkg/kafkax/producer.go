@@ -50,7 +50,9 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 			RequiredAcks: kafka.RequireAll,
 			BatchTimeout: 2 * time.Millisecond,
 			BatchSize:    1000,
-			BatchBytes:   16 << 20,
+			// Below the broker's default record-batch limit (message.max.bytes,
+			// 1 MiB): a larger batch would be refused whole and retried forever.
+			BatchBytes:   1_000_000,
 			MaxAttempts:  5,
 			WriteTimeout: 10 * time.Second,
 			ReadTimeout:  10 * time.Second,

@@ -117,7 +117,10 @@ func run(ctx context.Context) error {
 		MaxBodyBytes: c.MaxBodyBytes, PublishTimeout: c.PublishTimeout, StreamTimeout: c.StreamTimeout, MaxInflight: c.MaxInflight,
 		RateLimit: c.RateLimit, RateBurst: c.RateBurst, AuthFailures: httpx.NewFailureLimiter(c.AuthFailEvery, c.AuthFailBurst), Metrics: reg,
 	},
-		func(ctx context.Context) error { return kafkax.Ping(ctx, brokers) })
+		httpx.Readyz(log, map[string]func(context.Context) error{
+			"kafka":    func(ctx context.Context) error { return kafkax.Ping(ctx, brokers) },
+			"postgres": db.PingContext,
+		}))
 	if err != nil {
 		return err
 	}

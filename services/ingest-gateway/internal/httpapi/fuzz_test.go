@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
 	"github.com/the-eye/eye/pkg/auth"
@@ -52,7 +53,7 @@ func newTestServer(t testing.TB, cfg Config) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := New(svc, a, cfg, func(context.Context) error { return nil })
+	api, err := New(svc, a, cfg, func(c *gin.Context) { c.Status(http.StatusOK) })
 	if err != nil {
 		t.Fatal(err)
 	}
