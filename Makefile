@@ -7,7 +7,7 @@ MODULES  := pkg $(addprefix services/,$(SERVICES))
 SWAG     := go run github.com/swaggo/swag/cmd/swag@v1.16.6
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: run build test vet swagger swagger-check kafka-start kafka-stop clean
+.PHONY: run build test fuzz vet swagger swagger-check kafka-start kafka-stop clean
 
 run: build ## the whole pipeline: embedded Kafka, private Postgres, four services
 	./bin/eye-dev
@@ -20,6 +20,11 @@ build:
 
 test: ## unit, integration and end-to-end tests of every module
 	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && go test $(GO_TEST_FLAGS) ./...); done
+
+FUZZTIME ?= 30s
+fuzz: ## run each fuzz target for FUZZTIME
+	cd services/ingest-gateway && go test -run XXX -fuzz FuzzPostEvents -fuzztime $(FUZZTIME) ./internal/httpapi
+	cd pkg && go test -run XXX -fuzz FuzzValidate -fuzztime $(FUZZTIME) ./event
 
 vet:
 	@set -e; for m in $(MODULES); do (cd $$m && go vet ./...); done
