@@ -197,6 +197,10 @@ const docTemplate = `{
         "event.Code": {
             "type": "string",
             "enum": [
+                "invalid_utf8",
+                "nul_character",
+                "invalid_number",
+                "duplicate_key",
                 "invalid_json",
                 "not_an_object",
                 "missing_field",
@@ -215,6 +219,10 @@ const docTemplate = `{
                 "session_conflict"
             ],
             "x-enum-varnames": [
+                "CodeInvalidUTF8",
+                "CodeNulCharacter",
+                "CodeInvalidNumber",
+                "CodeDuplicateKey",
                 "CodeInvalidJSON",
                 "CodeNotObject",
                 "CodeMissingField",

@@ -1202,7 +1202,11 @@ const docTemplate = `{
                 "too_deep",
                 "invalid_id",
                 "unknown_session",
-                "session_conflict"
+                "session_conflict",
+                "invalid_utf8",
+                "nul_character",
+                "invalid_number",
+                "duplicate_key"
             ],
             "x-enum-varnames": [
                 "CodeInvalidJSON",
@@ -1220,7 +1224,11 @@ const docTemplate = `{
                 "CodeTooDeep",
                 "CodeInvalidID",
                 "CodeUnknownSession",
-                "CodeSessionOwner"
+                "CodeSessionOwner",
+                "CodeInvalidUTF8",
+                "CodeNulCharacter",
+                "CodeInvalidNumber",
+                "CodeDuplicateKey"
             ]
         },
         "event.Reason": {
