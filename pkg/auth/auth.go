@@ -67,6 +67,10 @@ type AppSettings struct {
 	// StrictSessions makes events of never-registered sessions errors
 	// (unknown_session) instead of creating the session.
 	StrictSessions bool
+	// StrictTypes makes events of a type (category, name) that has no JSON
+	// Schema errors (unknown_event_type) instead of accepting them
+	// unchecked.
+	StrictTypes bool
 }
 
 // Has reports whether p holds scope s.

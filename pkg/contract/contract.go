@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -33,6 +34,11 @@ const (
 	TypeRawEvent = "raw_event"
 	TypeEvent    = "event"
 	TypeError    = "error"
+	// TypeTombstone is a session erasure on the erasures topic.
+	TypeTombstone = "tombstone"
+	// TypeSchema is one version of an event type's JSON Schema on the
+	// schemas topic.
+	TypeSchema = "schema"
 )
 
 // Topics are the topic names the pipeline uses.
@@ -40,19 +46,29 @@ type Topics struct {
 	Raw    string // raw events from the gateway, key = session id
 	Events string // validated events, key = session id
 	Errors string // error records, key = session id when known
+	// Erasures carries a Tombstone for every erased session, key = session
+	// id: consumers of the other topics delete what they hold of it.
+	Erasures string
+	// Schemas carries every version of every event type's JSON Schema,
+	// key = SchemaKey. It is compacted and has one partition, so it is not
+	// in All (which EnsureTopics creates with the default policy): services
+	// create it with kafkax.EnsureCompactedTopic.
+	Schemas string
 }
 
 // NewTopics names the topics with a common prefix ("eye." by default).
 func NewTopics(prefix string) Topics {
 	return Topics{
-		Raw:    prefix + "events.raw.v1",
-		Events: prefix + "events.valid.v1",
-		Errors: prefix + "events.errors.v1",
+		Raw:      prefix + "events.raw.v1",
+		Events:   prefix + "events.valid.v1",
+		Errors:   prefix + "events.errors.v1",
+		Erasures: prefix + "erasures.v1",
+		Schemas:  prefix + "schemas.v1",
 	}
 }
 
 // All lists every topic.
-func (t Topics) All() []string { return []string{t.Raw, t.Events, t.Errors} }
+func (t Topics) All() []string { return []string{t.Raw, t.Events, t.Errors, t.Erasures} }
 
 // Message is a record to publish or a record consumed, independent of the
 // Kafka client.
@@ -73,6 +89,11 @@ type RawEvent struct {
 	AppID      uuid.UUID `json:"app_id"`
 	ReceivedAt time.Time `json:"received_at"`
 	Payload    Payload   `json:"payload"`
+	// ReplayOf is set when the query API replays an error record
+	// (POST /errors/{id}/replay): EventID is then the event the record was
+	// about, ReceivedAt its original time and Payload the original or the
+	// corrected document.
+	ReplayOf *Replay `json:"replay_of,omitempty"`
 }
 
 // Event is a validated event on the events topic.
@@ -91,6 +112,12 @@ type Event struct {
 	// clock was skewed.
 	ClientTimestamp time.Time `json:"client_timestamp"`
 	ReceivedAt      time.Time `json:"received_at"`
+	// SchemaVersion is the version of the type's JSON Schema the data was
+	// validated against; 0 (omitted) when the type has no schema.
+	SchemaVersion int `json:"schema_version,omitempty"`
+	// ReplayOf is copied from the raw event: set when the event comes from
+	// a replay of an error record.
+	ReplayOf *Replay `json:"replay_of,omitempty"`
 }
 
 // Stages that detect errors.
@@ -113,6 +140,75 @@ type Error struct {
 	Payload    Payload       `json:"payload"`
 	ReceivedAt time.Time     `json:"received_at"`
 	DetectedAt time.Time     `json:"detected_at"`
+	// SchemaVersion is the version of the JSON Schema of the event's type
+	// (category and name in the payload) that applied; 0 (omitted) when
+	// none did.
+	SchemaVersion int `json:"schema_version,omitempty"`
+	// ReplayOf is set when a replayed event failed again: the replay it
+	// came from. The record's ID is then ErrorID(event id, ReplayOf), not
+	// the event id, so the replayed record keeps its own.
+	ReplayOf *Replay `json:"replay_of,omitempty"`
+}
+
+// Replay identifies one replay of an error record: the record and the
+// attempt (1 for its first replay, 2 for the next, …).
+type Replay struct {
+	ErrorID uuid.UUID `json:"error_id"`
+	Attempt int       `json:"attempt"`
+}
+
+// ErrorID is the id of the error record for event eventID when it fails:
+// the event id itself, or, for a replay, a UUIDv5 in the event id's
+// namespace of "replay/<error id>/<attempt>". A redelivered record gets
+// the same id (stored once), while every replay attempt that fails again
+// gets a record of its own instead of colliding with the one it replays.
+func ErrorID(eventID uuid.UUID, replay *Replay) uuid.UUID {
+	if replay == nil {
+		return eventID
+	}
+	return uuid.NewSHA1(eventID, []byte("replay/"+replay.ErrorID.String()+"/"+strconv.Itoa(replay.Attempt)))
+}
+
+// Tombstone is an erasure on the erasures topic: every record of the
+// session, on every topic and in every store derived from them, is to be
+// deleted. The query API publishes it (acknowledged by all in-sync replicas)
+// before it deletes the session from Postgres, so it may be published more
+// than once for one session; applying it twice is harmless.
+type Tombstone struct {
+	V    int    `json:"v"`
+	Type string `json:"type"`
+	// ID identifies this erasure request (a UUIDv7); a retried request gets
+	// a new one.
+	ID        uuid.UUID `json:"id"`
+	SessionID uuid.UUID `json:"session_id"`
+	// AppID is the session's application, or the nil UUID when The Eye
+	// holds nothing of the session.
+	AppID uuid.UUID `json:"app_id"`
+	// RequestedAt is when the erasure was requested: records of the session
+	// received after it are not covered.
+	RequestedAt time.Time `json:"requested_at"`
+}
+
+// Schema is one version of an event type's JSON Schema on the schemas
+// topic, published by query-api once it is stored in Postgres. Versions are
+// immutable: a version is published again only with the same content.
+type Schema struct {
+	V        int    `json:"v"`
+	Type     string `json:"type"`
+	Category string `json:"category"`
+	Name     string `json:"name"`
+	Version  int    `json:"version"`
+	// Schema is the JSON Schema document; it validates the event's data.
+	Schema    json.RawMessage `json:"schema"`
+	CreatedAt time.Time       `json:"created_at"`
+}
+
+// SchemaKey is the record key of a schema version: category, name and
+// version, each path-escaped (RFC 3986), joined by "/", e.g.
+// "page%20interaction/pageview/1". Escaping keeps keys of different types
+// distinct when a category or name contains "/".
+func SchemaKey(category, name string, version int) string {
+	return url.PathEscape(category) + "/" + url.PathEscape(name) + "/" + strconv.Itoa(version)
 }
 
 // Payload holds original bytes: as text when they are valid UTF-8,
@@ -150,6 +246,10 @@ func Encode(topic, key string, v any) (Message, error) {
 		e.V, e.Type, typ = Version, TypeEvent, TypeEvent
 	case *Error:
 		e.V, e.Type, typ = Version, TypeError, TypeError
+	case *Tombstone:
+		e.V, e.Type, typ = Version, TypeTombstone, TypeTombstone
+	case *Schema:
+		e.V, e.Type, typ = Version, TypeSchema, TypeSchema
 	default:
 		return Message{}, fmt.Errorf("contract: cannot encode %T", v)
 	}
@@ -184,6 +284,10 @@ func Decode(value []byte, v any) error {
 		want = TypeEvent
 	case *Error:
 		want = TypeError
+	case *Tombstone:
+		want = TypeTombstone
+	case *Schema:
+		want = TypeSchema
 	default:
 		return fmt.Errorf("contract: cannot decode into %T", v)
 	}

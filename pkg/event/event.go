@@ -31,10 +31,21 @@ type Event struct {
 // contract (error records on the errors topic and in the query API).
 type Code string
 
-// Reason codes.
+// Reason codes: every one of them is declared here, in one block, so the
+// generated API docs list them in a stable order.
 const (
-	CodeInvalidJSON      Code = "invalid_json"
-	CodeNotObject        Code = "not_an_object"
+	// The document itself.
+	CodeInvalidJSON   Code = "invalid_json"
+	CodeNotObject     Code = "not_an_object"
+	CodeInvalidUTF8   Code = "invalid_utf8"
+	CodeNulCharacter  Code = "nul_character"  // Postgres jsonb refuses \u0000
+	CodeInvalidNumber Code = "invalid_number" // beyond a 64-bit float
+	CodeDuplicateKey  Code = "duplicate_key"
+	CodeTooLarge      Code = "too_large"
+	CodeTooDeep       Code = "too_deep"
+	CodeInvalidID     Code = "invalid_id" // a client id that is not a UUID
+
+	// The event's fields.
 	CodeMissingField     Code = "missing_field"
 	CodeInvalidField     Code = "invalid_field"
 	CodeEmptyData        Code = "empty_data"
@@ -42,8 +53,19 @@ const (
 	CodeInvalidTimestamp Code = "invalid_timestamp"
 	CodeFutureTimestamp  Code = "future_timestamp"
 	CodeInvalidSessionID Code = "invalid_session_id"
-	CodeInvalidEnvelope  Code = "invalid_envelope"
-	CodeStorageRejected  Code = "storage_rejected"
+
+	// Per-type schemas (package schema).
+	CodeUnknownEventType     Code = "unknown_event_type"     // strict types, and the type has no schema
+	CodeUnknownSchemaVersion Code = "unknown_schema_version" // schema_version names no version of the type
+	CodeSchemaViolation      Code = "schema_violation"       // data fails the type's schema
+
+	// Sessions (writer).
+	CodeUnknownSession Code = "unknown_session"  // strict sessions, and the session was never registered
+	CodeSessionOwner   Code = "session_conflict" // the session belongs to another application
+
+	// The pipeline itself.
+	CodeInvalidEnvelope Code = "invalid_envelope" // a record no stage of The Eye wrote
+	CodeStorageRejected Code = "storage_rejected" // Postgres refused the row
 )
 
 // Reason is one thing wrong with an event: a code, the JSON pointer of the
@@ -81,12 +103,3 @@ func (r Reasons) Codes() []Code {
 	}
 	return out
 }
-
-// Reason codes the gateway assigns before an event reaches the validator.
-const (
-	CodeTooLarge       Code = "too_large"
-	CodeTooDeep        Code = "too_deep"
-	CodeInvalidID      Code = "invalid_id"
-	CodeUnknownSession Code = "unknown_session"
-	CodeSessionOwner   Code = "session_conflict"
-)

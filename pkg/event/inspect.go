@@ -11,14 +11,6 @@ import (
 	"unicode/utf8"
 )
 
-// Reason codes for documents that are JSON but cannot be stored faithfully.
-const (
-	CodeInvalidUTF8   Code = "invalid_utf8"
-	CodeNulCharacter  Code = "nul_character"
-	CodeInvalidNumber Code = "invalid_number"
-	CodeDuplicateKey  Code = "duplicate_key"
-)
-
 // Inspect finds what JSON allows but an event must not carry: bytes that are
 // not UTF-8, NUL characters (Postgres jsonb refuses \u0000), numbers beyond
 // float64, and duplicate keys (whose meaning differs between parsers). It

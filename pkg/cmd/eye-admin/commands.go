@@ -18,16 +18,19 @@ import (
 
 const usage = `usage: eye-admin [-url URL] [-key KEY] [-json] <command>
 
-  apps create -name NAME [-origins a,b] [-rate R] [-burst B] [-strict]
+  apps create -name NAME [-origins a,b] [-rate R] [-burst B] [-strict] [-strict-types]
   apps list
   apps get ID
-  apps update [-name NAME] [-origins a,b] [-rate R] [-burst B] [-strict=true|false] ID
+  apps update [-name NAME] [-origins a,b] [-rate R] [-burst B] [-strict=true|false] [-strict-types=true|false] ID
   apps disable ID
   apps enable ID
   keys create -app ID -scopes write|read|read,admin [-label L]
   keys list -app ID
   keys rotate [-overlap 24h] KEYID
   keys revoke KEYID
+  schemas add -category C -name N FILE   (FILE: a JSON Schema for the data of C/N events; - for stdin)
+  schemas list [-category C] [-name N]
+  schemas get CATEGORY NAME VERSION
 
 environment: EYE_ADMIN_URL (default http://localhost:8081), EYE_ADMIN_KEY (a key with the admin scope)
 `
@@ -70,6 +73,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		"apps create": x.appsCreate, "apps list": x.appsList, "apps get": x.appsGet, "apps update": x.appsUpdate,
 		"apps disable": x.appsState("disable"), "apps enable": x.appsState("enable"),
 		"keys create": x.keysCreate, "keys list": x.keysList, "keys rotate": x.keysRotate, "keys revoke": x.keysRevoke,
+		"schemas add": x.schemasAdd, "schemas list": x.schemasList, "schemas get": x.schemasGet,
 	}[rest[0]+" "+rest[1]]
 	if cmd == nil {
 		return usageErr("unknown command %q", strings.Join(rest[:2], " "))
@@ -119,6 +123,7 @@ type settingsFlags struct {
 	rate          float64
 	burst         int
 	strict        bool
+	strictTypes   bool
 }
 
 func (s *settingsFlags) register(fs *flag.FlagSet) {
@@ -127,6 +132,7 @@ func (s *settingsFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&s.rate, "rate", 0, "events per second per key (0: the gateway's default)")
 	fs.IntVar(&s.burst, "burst", 0, "rate burst (0: the gateway's default)")
 	fs.BoolVar(&s.strict, "strict", false, "refuse events of unregistered sessions")
+	fs.BoolVar(&s.strictTypes, "strict-types", false, "refuse events of types without a JSON Schema")
 }
 
 func splitList(s string) []string {
@@ -150,7 +156,7 @@ func (x *cli) appsCreate(ctx context.Context, args []string) error {
 		return usageErr("apps create: -name is required")
 	}
 	body := map[string]any{"name": s.name, "allowed_origins": splitList(s.origins),
-		"rate_limit": s.rate, "rate_burst": s.burst, "strict_sessions": s.strict}
+		"rate_limit": s.rate, "rate_burst": s.burst, "strict_sessions": s.strict, "strict_types": s.strictTypes}
 	raw, err := x.c.call(ctx, "POST", "/admin/applications", body)
 	if err != nil {
 		return err
@@ -179,6 +185,8 @@ func (x *cli) appsUpdate(ctx context.Context, args []string) error {
 			body["rate_burst"] = s.burst
 		case "strict":
 			body["strict_sessions"] = s.strict
+		case "strict-types":
+			body["strict_types"] = s.strictTypes
 		}
 	})
 	if len(body) == 0 {

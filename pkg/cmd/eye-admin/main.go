@@ -1,13 +1,14 @@
-// Command eye-admin manages The Eye's applications and API keys through
-// query-api's admin endpoints. It needs a key with the admin scope, taken
-// from EYE_ADMIN_KEY (or -key, which other local users may see in the
-// process list); the API is at EYE_ADMIN_URL (or -url, default
-// http://localhost:8081).
+// Command eye-admin manages The Eye's applications, API keys and event
+// schemas through query-api's admin endpoints. It needs a key with the
+// admin scope, taken from EYE_ADMIN_KEY (or -key, which other local users
+// may see in the process list); the API is at EYE_ADMIN_URL (or -url,
+// default http://localhost:8081).
 //
 //	eye-admin apps create -name shop -origins https://shop.example -rate 50 -burst 100 -strict
 //	eye-admin apps list
 //	eye-admin keys create -app <app id> -scopes write -label checkout
 //	eye-admin keys rotate -overlap 24h <key id>
+//	eye-admin schemas add -category "page interaction" -name pageview pageview.json
 //
 // Output is a plain text table, or the API's JSON with -json.
 package main

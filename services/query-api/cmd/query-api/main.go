@@ -14,21 +14,26 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/config"
+	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/pkg/httpx"
+	"github.com/the-eye/eye/pkg/kafkax"
 	"github.com/the-eye/eye/pkg/metrics"
 	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/services/query-api/internal/admin"
 	"github.com/the-eye/eye/services/query-api/internal/docs"
 	"github.com/the-eye/eye/services/query-api/internal/httpapi"
 	"github.com/the-eye/eye/services/query-api/internal/query"
+	"github.com/the-eye/eye/services/query-api/internal/schemas"
 )
 
 type cfg struct {
@@ -38,8 +43,12 @@ type cfg struct {
 	FutureTolerance time.Duration `env:"EYE_FUTURE_TOLERANCE" default:"1m"`
 	KeyCacheTTL     time.Duration `env:"EYE_KEY_CACHE_TTL" default:"5s"`
 	RotationOverlap time.Duration `env:"EYE_KEY_ROTATION_OVERLAP" default:"24h"`
+	PublishTimeout  time.Duration `env:"EYE_PUBLISH_TIMEOUT" default:"5s"`
 	DevWriteKey     string        `env:"EYE_DEV_WRITE_KEY" secret:"true"`
 	DevReadKey      string        `env:"EYE_DEV_READ_KEY" secret:"true"`
+	// SchemaDir holds JSON Schemas to store at start-up, laid out as
+	// <category>/<name>/<version>.json (docs/schemas.md); empty: none.
+	SchemaDir string `env:"EYE_SCHEMA_DIR"`
 }
 
 func main() {
@@ -90,12 +99,81 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	api, err := httpapi.New(store, admins, authn, db.PingContext)
+
+	// Kafka only carries erasure tombstones from here: reads must not wait
+	// for it, so the topics are ensured in the background and an erasure
+	// answers 503 until they exist.
+	reg := metrics.New("query-api")
+	brokers := kafkax.Brokers(c.Brokers)
+	topics := contract.NewTopics(c.TopicPrefix)
+	producer, err := kafkax.NewProducer(kafkax.ProducerConfig{Brokers: brokers, Metrics: reg})
 	if err != nil {
 		return err
 	}
-	r := httpx.NewEngine(log, metrics.New("query-api"))
+	defer producer.Close()
+	go ensureTopics(ctx, log, func(ctx context.Context) error {
+		return kafkax.EnsureTopics(ctx, brokers, c.Partitions, c.Replication, topics.All()...)
+	})
+	eraser, err := query.NewEraser(store, producer, topics.Erasures, c.PublishTimeout)
+	if err != nil {
+		return err
+	}
+	// Replays of error records go to the raw topic through the same
+	// producer, as the gateway writes them (docs/errors.md).
+	replayer, err := query.NewReplayer(store, producer, topics.Raw, c.PublishTimeout)
+	if err != nil {
+		return err
+	}
+
+	// Schemas: Postgres is the source of truth; the publisher puts every
+	// version on the compacted schemas topic the validators follow.
+	schemaStore, err := schemas.NewStore(db, c.QueryTimeout)
+	if err != nil {
+		return err
+	}
+	if c.SchemaDir != "" {
+		added, err := schemas.LoadDir(startCtx, schemaStore, c.SchemaDir)
+		if err != nil {
+			return err
+		}
+		log.Info("schemas loaded", "dir", c.SchemaDir, "added", added)
+	}
+	schemaPub, err := schemas.NewPublisher(schemas.PublisherConfig{
+		Store: schemaStore, Producer: producer, Topic: topics.Schemas, Timeout: c.PublishTimeout, Logger: log,
+		Ensure: func(ctx context.Context) error {
+			return kafkax.EnsureCompactedTopic(ctx, brokers, c.Replication, topics.Schemas)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	var background sync.WaitGroup
+	defer background.Wait() // before the producer closes
+	background.Go(func() { schemaPub.Run(ctx) })
+
+	api, err := httpapi.New(store, admins, authn, db.PingContext, httpapi.WithEraser(eraser), httpapi.WithSchemas(schemaStore, schemaPub),
+		httpapi.WithReplayer(replayer))
+	if err != nil {
+		return err
+	}
+	r := httpx.NewEngine(log, reg)
 	api.Register(r)
 	httpx.Docs(r, docs.SwaggerInfo.InstanceName())
 	return httpx.Serve(ctx, c.Addr, r, log)
+}
+
+// ensureTopics retries ensure until it succeeds or ctx ends.
+func ensureTopics(ctx context.Context, log *slog.Logger, ensure func(context.Context) error) {
+	for {
+		err := ensure(ctx)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		log.Warn("kafka topics not ensured yet: erasures fail until they are", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
 }

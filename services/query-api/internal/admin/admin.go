@@ -27,6 +27,9 @@ type Settings struct {
 	RateLimit      float64  `json:"rate_limit" example:"50"`
 	RateBurst      int      `json:"rate_burst" example:"100"`
 	StrictSessions bool     `json:"strict_sessions"`
+	// StrictTypes makes events of a type without a JSON Schema errors
+	// (unknown_event_type).
+	StrictTypes bool `json:"strict_types"`
 }
 
 // Application is a tenant: everything it ingests and reads is its own.
@@ -51,6 +54,7 @@ type ApplicationChange struct {
 	RateLimit      *float64
 	RateBurst      *int
 	StrictSessions *bool
+	StrictTypes    *bool
 }
 
 // Key is an API key as listed: everything but the key material.

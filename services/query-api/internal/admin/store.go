@@ -45,7 +45,7 @@ func NewStore(db *sqlx.DB, cfg Config) (*Store, error) {
 	return &Store{db: db, cfg: cfg}, nil
 }
 
-const appCols = `id, name, allowed_origins, rate_limit, rate_burst, strict_sessions, created_at, disabled_at`
+const appCols = `id, name, allowed_origins, rate_limit, rate_burst, strict_sessions, strict_types, created_at, disabled_at`
 
 type appRow struct {
 	ID             uuid.UUID      `db:"id"`
@@ -54,6 +54,7 @@ type appRow struct {
 	RateLimit      float64        `db:"rate_limit"`
 	RateBurst      int            `db:"rate_burst"`
 	StrictSessions bool           `db:"strict_sessions"`
+	StrictTypes    bool           `db:"strict_types"`
 	CreatedAt      time.Time      `db:"created_at"`
 	DisabledAt     sql.NullTime   `db:"disabled_at"`
 }
@@ -67,7 +68,7 @@ func (r appRow) toApplication() Application {
 		ID:   r.ID,
 		Name: r.Name,
 		Settings: Settings{AllowedOrigins: origins, RateLimit: r.RateLimit,
-			RateBurst: r.RateBurst, StrictSessions: r.StrictSessions},
+			RateBurst: r.RateBurst, StrictSessions: r.StrictSessions, StrictTypes: r.StrictTypes},
 		CreatedAt:  r.CreatedAt.UTC(),
 		DisabledAt: timePtr(r.DisabledAt),
 	}
@@ -110,13 +111,13 @@ func (s *Store) CreateApplication(ctx context.Context, in NewApplication) (Appli
 		return Application{}, fmt.Errorf("create application: %w", err)
 	}
 	const q = `
-		INSERT INTO applications (id, name, allowed_origins, rate_limit, rate_burst, strict_sessions)
-		VALUES ($1, $2, $3, $4, $5, $6)
+		INSERT INTO applications (id, name, allowed_origins, rate_limit, rate_burst, strict_sessions, strict_types)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		RETURNING ` + appCols
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	var r appRow
-	err = s.db.GetContext(ctx, &r, q, id, name, pq.StringArray(set.AllowedOrigins), set.RateLimit, set.RateBurst, set.StrictSessions)
+	err = s.db.GetContext(ctx, &r, q, id, name, pq.StringArray(set.AllowedOrigins), set.RateLimit, set.RateBurst, set.StrictSessions, set.StrictTypes)
 	if err != nil {
 		return Application{}, fmt.Errorf("create application: %w", err)
 	}
@@ -204,6 +205,9 @@ func (s *Store) UpdateApplication(ctx context.Context, id uuid.UUID, change Appl
 		if change.StrictSessions != nil {
 			app.Settings.StrictSessions = *change.StrictSessions
 		}
+		if change.StrictTypes != nil {
+			app.Settings.StrictTypes = *change.StrictTypes
+		}
 		name, err := validName(app.Name)
 		if err != nil {
 			return err
@@ -214,10 +218,10 @@ func (s *Store) UpdateApplication(ctx context.Context, id uuid.UUID, change Appl
 		}
 		const q = `
 			UPDATE applications
-			SET name = $2, allowed_origins = $3, rate_limit = $4, rate_burst = $5, strict_sessions = $6
+			SET name = $2, allowed_origins = $3, rate_limit = $4, rate_burst = $5, strict_sessions = $6, strict_types = $7
 			WHERE id = $1
 			RETURNING ` + appCols
-		if err := tx.GetContext(ctx, &r, q, id, name, pq.StringArray(set.AllowedOrigins), set.RateLimit, set.RateBurst, set.StrictSessions); err != nil {
+		if err := tx.GetContext(ctx, &r, q, id, name, pq.StringArray(set.AllowedOrigins), set.RateLimit, set.RateBurst, set.StrictSessions, set.StrictTypes); err != nil {
 			return fmt.Errorf("update application: %w", err)
 		}
 		out = r.toApplication()

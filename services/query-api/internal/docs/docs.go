@@ -77,7 +77,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "An application is a tenant: its keys ingest and read only its own events. allowed_origins are browser origins (\"*\" or scheme://host[:port]) allowed to send events with its write keys; rate_limit (events per second per key) and rate_burst of 0 mean the gateway's defaults; strict_sessions makes events of unregistered sessions errors.",
+                "description": "An application is a tenant: its keys ingest and read only its own events. allowed_origins are browser origins (\"*\" or scheme://host[:port]) allowed to send events with its write keys; rate_limit (events per second per key) and rate_burst of 0 mean the gateway's defaults; strict_sessions makes events of unregistered sessions errors; strict_types makes events of a type without a JSON Schema (see /admin/schemas) errors (unknown_event_type).",
                 "consumes": [
                     "application/json"
                 ],
@@ -603,6 +603,202 @@ const docTemplate = `{
                 }
             }
         },
+        "/admin/schemas/": {
+            "get": {
+                "security": [
+                    {
+                        "BearerKey": []
+                    }
+                ],
+                "description": "By category, name, then version, with their JSON Schemas. Keyset pagination: pass the previous page's \"next\" as cursor.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "schemas"
+                ],
+                "summary": "List schema versions",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "category, exact",
+                        "name": "category",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "name, exact",
+                        "name": "name",
+                        "in": "query"
+                    },
+                    {
+                        "type": "integer",
+                        "description": "page size, 1..1000 (default 100)",
+                        "name": "limit",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "the previous page's next",
+                        "name": "cursor",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/internal_httpapi.SchemaList"
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_parameter, invalid_cursor",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    }
+                }
+            },
+            "post": {
+                "security": [
+                    {
+                        "BearerKey": []
+                    }
+                ],
+                "description": "Stores schema as the next version (1, 2, …) of the event type category/name; versions are immutable. The schema validates the data object of the type's events: an event names the version it follows with \"schema_version\", otherwise the latest applies, and data that fails it becomes an error record with reason schema_violation (JSON pointer of the failing field). The schema is compiled first: one that does not compile, or references another document (only \"#/…\" references inside it work), gets 400 invalid_schema with the compiler's message. Once stored it is published to the validators, which apply it within seconds; published_at is null if Kafka did not acknowledge in time, and it is then published again every few seconds.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "schemas"
+                ],
+                "summary": "Add a schema version",
+                "parameters": [
+                    {
+                        "description": "type and JSON Schema",
+                        "name": "schema",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/internal_httpapi.SchemaRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "201": {
+                        "description": "with a Location header",
+                        "schema": {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_schemas.Record"
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_body, invalid_schema",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "413": {
+                        "description": "Request Entity Too Large",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/admin/schemas/{category}/{name}/{version}": {
+            "get": {
+                "security": [
+                    {
+                        "BearerKey": []
+                    }
+                ],
+                "description": "Category and name are path segments, percent-encoded (\"page%20interaction\"). A category or name containing \"/\" cannot be addressed here: list with ?category=\u0026name= instead.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "schemas"
+                ],
+                "summary": "Get a schema version",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "category",
+                        "name": "category",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "name",
+                        "name": "name",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "integer",
+                        "description": "version",
+                        "name": "version",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_schemas.Record"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
         "/errors/": {
             "get": {
                 "security": [
@@ -610,7 +806,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Newest first. Each record has its reasons (code, JSON pointer, message), the stage that found them, and the original payload (utf8 text, or base64 when it was not valid UTF-8).",
+                "description": "Newest first. Each record has its reasons (code, JSON pointer, message), the stage that found them, the original payload (utf8 text, or base64 when it was not valid UTF-8), the payload's category and name when it is a JSON object, the schema version that applied, and its replay lineage (replayed_as, replay_of).",
                 "produces": [
                     "application/json"
                 ],
@@ -627,6 +823,18 @@ const docTemplate = `{
                     },
                     {
                         "type": "string",
+                        "description": "the payload's category, exact",
+                        "name": "category",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "the payload's name, exact",
+                        "name": "name",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
                         "description": "gateway, validator or writer",
                         "name": "stage",
                         "in": "query"
@@ -635,6 +843,12 @@ const docTemplate = `{
                         "type": "string",
                         "description": "session id",
                         "name": "session",
+                        "in": "query"
+                    },
+                    {
+                        "type": "boolean",
+                        "description": "only records replayed (true) or not (false)",
+                        "name": "replayed",
                         "in": "query"
                     },
                     {
@@ -684,6 +898,216 @@ const docTemplate = `{
                 }
             }
         },
+        "/errors/replay": {
+            "post": {
+                "security": [
+                    {
+                        "BearerKey": []
+                    }
+                ],
+                "description": "Replays, oldest first, up to limit error records matching the filters (the list's), each with its original payload, as POST /errors/{id}/replay does: the ones that pass the validator's checks now are published, the others are counted and their reasons grouped. Without the replayed parameter only records not replayed yet are taken, so repeating the call works through a backlog (\"more\" says whether records remain beyond the limit). With dry_run=true nothing is published: the answer says how many would pass and why the others would not. Admin keys only.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "errors"
+                ],
+                "summary": "Replay error records in bulk",
+                "parameters": [
+                    {
+                        "type": "boolean",
+                        "description": "only check, publish nothing",
+                        "name": "dry_run",
+                        "in": "query"
+                    },
+                    {
+                        "type": "integer",
+                        "description": "records to examine, 1..10000 (default 1000)",
+                        "name": "limit",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "reason code, e.g. schema_violation",
+                        "name": "reason",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "the payload's category, exact",
+                        "name": "category",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "the payload's name, exact",
+                        "name": "name",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "gateway, validator or writer",
+                        "name": "stage",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "session id",
+                        "name": "session",
+                        "in": "query"
+                    },
+                    {
+                        "type": "boolean",
+                        "description": "records replayed before (true) or not (false, the default)",
+                        "name": "replayed",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "detected at or after (also: from)",
+                        "name": "detected__gte",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "detected at or before (also: to)",
+                        "name": "detected__lte",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "application id",
+                        "name": "application",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "dry run",
+                        "schema": {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.ReplayReport"
+                        }
+                    },
+                    "202": {
+                        "description": "published",
+                        "schema": {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.ReplayReport"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "Kafka did not acknowledge: retry (records acknowledged before show replayed_as)",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/errors/summary": {
+            "get": {
+                "security": [
+                    {
+                        "BearerKey": []
+                    }
+                ],
+                "description": "Groups the error records matching the filters (the list's) by reason, category, name, schema version and/or stage, with each group's count and first and last detection time, most frequent first (at most 1000 groups; \"truncated\" says when there were more). A record with several reasons counts once in the group of each. Category and name are the payload's when it is a JSON object (null otherwise). A read key sees its own application's records; an admin key sees all and may filter by application.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "errors"
+                ],
+                "summary": "Summarise error records",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "comma-separated dimensions: reason (default), category, name, schema_version, stage",
+                        "name": "by",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "reason code, e.g. empty_data",
+                        "name": "reason",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "the payload's category, exact",
+                        "name": "category",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "the payload's name, exact",
+                        "name": "name",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "gateway, validator or writer",
+                        "name": "stage",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "session id",
+                        "name": "session",
+                        "in": "query"
+                    },
+                    {
+                        "type": "boolean",
+                        "description": "only records replayed (true) or not (false)",
+                        "name": "replayed",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "detected at or after (also: from)",
+                        "name": "detected__gte",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "detected at or before (also: to)",
+                        "name": "detected__lte",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "application id (admin keys)",
+                        "name": "application",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.ErrorSummary"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
         "/errors/{id}": {
             "get": {
                 "security": [
@@ -716,6 +1140,93 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/errors/{id}/replay": {
+            "post": {
+                "security": [
+                    {
+                        "BearerKey": []
+                    }
+                ],
+                "description": "Sends the record's event back through the pipeline: a raw event on the raw topic, as the gateway writes it (key = the session id, the event id the record was about, the original received time), with the original payload or the corrected one in the body. The event is first checked as the validator would (rules, the published per-type schemas, strict types): one that still fails is not published (422, with the reasons). Published (202), the record shows replayed_as (the event id) and the stored event replayed_from (this record). Replaying again never stores the event twice (same event id). If the replayed event fails a check only later stages make (the writer's session checks), a new error record appears with replay_of set to this one. With dry_run=true nothing is published: the answer says whether it would pass and why not. Admin keys only.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "errors"
+                ],
+                "summary": "Replay an error record",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "error id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "boolean",
+                        "description": "only check, publish nothing",
+                        "name": "dry_run",
+                        "in": "query"
+                    },
+                    {
+                        "description": "a corrected event; without it the original payload is replayed",
+                        "name": "body",
+                        "in": "body",
+                        "schema": {
+                            "$ref": "#/definitions/internal_httpapi.ReplayRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "dry run",
+                        "schema": {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.ReplayReport"
+                        }
+                    },
+                    "202": {
+                        "description": "published",
+                        "schema": {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.ReplayReport"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "422": {
+                        "description": "the event still fails: nothing published",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "Kafka did not acknowledge: retry",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -866,7 +1377,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Sets category, name, data and timestamp, validated by the ingestion rules. The session cannot change. Send If-Match with the ETag you read to get 412 instead of overwriting a change made since; without it, concurrent edits still apply one after the other.",
+                "description": "Sets category, name, data and timestamp, validated by the ingestion rules. The session cannot change. Send If-Match with the ETag you read to get 412 instead of overwriting a change made since; without it, concurrent edits still apply one after the other. Every change is audited (GET /events/{id}/audit).",
                 "consumes": [
                     "application/json"
                 ],
@@ -934,6 +1445,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
+                "description": "The deletion is audited (GET /events/{id}/audit), with the event as it was.",
                 "tags": [
                     "events"
                 ],
@@ -1033,6 +1545,64 @@ const docTemplate = `{
                     },
                     "412": {
                         "description": "Precondition Failed",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/events/{id}/audit": {
+            "get": {
+                "security": [
+                    {
+                        "BearerKey": []
+                    }
+                ],
+                "description": "Every change made through PUT, PATCH and DELETE, oldest first: who (the key and its application), when, and the event before and after (after is null for a deletion). Still available after the event was deleted; erased with its session. Admin keys only.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "events"
+                ],
+                "summary": "An event's audit",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "event id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "integer",
+                        "description": "page size, 1..1000 (default 100)",
+                        "name": "limit",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "the previous page's next",
+                        "name": "cursor",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/internal_httpapi.AuditList"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1168,6 +1738,196 @@ const docTemplate = `{
                         }
                     }
                 }
+            },
+            "delete": {
+                "security": [
+                    {
+                        "BearerKey": []
+                    }
+                ],
+                "description": "Removes the session, its events, its error records and the audit of its events, after publishing a tombstone (key = session id) on the erasures topic so that consumers of the topics erase their copies too (docs/topics.md). The tombstone is published first: 503 means nothing was deleted, and any failure is to be retried — a repeated tombstone is harmless. A session nothing is known of is still announced (all counts 0). Admin keys only.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "sessions"
+                ],
+                "summary": "Erase a session",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "session id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.Erasure"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "Service Unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/sessions/{id}/events": {
+            "get": {
+                "security": [
+                    {
+                        "BearerKey": []
+                    }
+                ],
+                "description": "The session's events oldest first (by timestamp, then id), keyset-paginated: pass the previous page's \"next\" as cursor. A read key sees only its own application's sessions (404 otherwise).",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "sessions"
+                ],
+                "summary": "A session's timeline",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "session id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "integer",
+                        "description": "page size, 1..1000 (default 100)",
+                        "name": "limit",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "the previous page's next",
+                        "name": "cursor",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/internal_httpapi.EventList"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/stats/events": {
+            "get": {
+                "security": [
+                    {
+                        "BearerKey": []
+                    }
+                ],
+                "description": "Counts of the events whose timestamp is in [from, to], per UTC bucket (minute, hour or day; each bucket named by its start) and, with group, per category and/or name; ordered by bucket, category, name. Buckets without events are left out. At most 2000 buckets per request and 20000 counts per answer (400 beyond). A read key counts its own application's events; an admin key counts all, or one application's.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "stats"
+                ],
+                "summary": "Event counts per time bucket",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "minute, hour (default) or day",
+                        "name": "bucket",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "range start, inclusive (also: timestamp__gte)",
+                        "name": "from",
+                        "in": "query",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "range end, inclusive (also: timestamp__lte; default: now)",
+                        "name": "to",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "category, name or category,name (default: totals)",
+                        "name": "group",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only this category",
+                        "name": "category",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only this name",
+                        "name": "name",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only this session (UUID)",
+                        "name": "session",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "application id (admin keys)",
+                        "name": "application",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/internal_httpapi.StatsResult"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    }
+                }
             }
         }
     },
@@ -1189,6 +1949,13 @@ const docTemplate = `{
             "enum": [
                 "invalid_json",
                 "not_an_object",
+                "invalid_utf8",
+                "nul_character",
+                "invalid_number",
+                "duplicate_key",
+                "too_large",
+                "too_deep",
+                "invalid_id",
                 "missing_field",
                 "invalid_field",
                 "empty_data",
@@ -1196,21 +1963,61 @@ const docTemplate = `{
                 "invalid_timestamp",
                 "future_timestamp",
                 "invalid_session_id",
-                "invalid_envelope",
-                "storage_rejected",
-                "too_large",
-                "too_deep",
-                "invalid_id",
+                "unknown_event_type",
+                "unknown_schema_version",
+                "schema_violation",
                 "unknown_session",
                 "session_conflict",
-                "invalid_utf8",
-                "nul_character",
-                "invalid_number",
-                "duplicate_key"
+                "invalid_envelope",
+                "storage_rejected"
+            ],
+            "x-enum-comments": {
+                "CodeInvalidEnvelope": "a record no stage of The Eye wrote",
+                "CodeInvalidID": "a client id that is not a UUID",
+                "CodeInvalidNumber": "beyond a 64-bit float",
+                "CodeNulCharacter": "Postgres jsonb refuses \\u0000",
+                "CodeSchemaViolation": "data fails the type's schema",
+                "CodeSessionOwner": "the session belongs to another application",
+                "CodeStorageRejected": "Postgres refused the row",
+                "CodeUnknownEventType": "strict types, and the type has no schema",
+                "CodeUnknownSchemaVersion": "schema_version names no version of the type",
+                "CodeUnknownSession": "strict sessions, and the session was never registered"
+            },
+            "x-enum-descriptions": [
+                "",
+                "",
+                "",
+                "Postgres jsonb refuses \\u0000",
+                "beyond a 64-bit float",
+                "",
+                "",
+                "",
+                "a client id that is not a UUID",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "strict types, and the type has no schema",
+                "schema_version names no version of the type",
+                "data fails the type's schema",
+                "strict sessions, and the session was never registered",
+                "the session belongs to another application",
+                "a record no stage of The Eye wrote",
+                "Postgres refused the row"
             ],
             "x-enum-varnames": [
                 "CodeInvalidJSON",
                 "CodeNotObject",
+                "CodeInvalidUTF8",
+                "CodeNulCharacter",
+                "CodeInvalidNumber",
+                "CodeDuplicateKey",
+                "CodeTooLarge",
+                "CodeTooDeep",
+                "CodeInvalidID",
                 "CodeMissingField",
                 "CodeInvalidField",
                 "CodeEmptyData",
@@ -1218,17 +2025,13 @@ const docTemplate = `{
                 "CodeInvalidTimestamp",
                 "CodeFutureTimestamp",
                 "CodeInvalidSessionID",
-                "CodeInvalidEnvelope",
-                "CodeStorageRejected",
-                "CodeTooLarge",
-                "CodeTooDeep",
-                "CodeInvalidID",
+                "CodeUnknownEventType",
+                "CodeUnknownSchemaVersion",
+                "CodeSchemaViolation",
                 "CodeUnknownSession",
                 "CodeSessionOwner",
-                "CodeInvalidUTF8",
-                "CodeNulCharacter",
-                "CodeInvalidNumber",
-                "CodeDuplicateKey"
+                "CodeInvalidEnvelope",
+                "CodeStorageRejected"
             ]
         },
         "event.Reason": {
@@ -1410,6 +2213,87 @@ const docTemplate = `{
                 },
                 "strict_sessions": {
                     "type": "boolean"
+                },
+                "strict_types": {
+                    "description": "StrictTypes makes events of a type without a JSON Schema errors\n(unknown_event_type).",
+                    "type": "boolean"
+                }
+            }
+        },
+        "github_com_the-eye_eye_services_query-api_internal_query.AuditEntry": {
+            "type": "object",
+            "properties": {
+                "action": {
+                    "type": "string",
+                    "enum": [
+                        "replace",
+                        "patch",
+                        "delete"
+                    ],
+                    "example": "patch"
+                },
+                "actor_app_id": {
+                    "type": "string"
+                },
+                "actor_key_id": {
+                    "description": "ActorKeyID and ActorAppID are the API key that made the change and\nits application.",
+                    "type": "string"
+                },
+                "after": {
+                    "description": "after it; null for a deletion",
+                    "allOf": [
+                        {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.Event"
+                        }
+                    ]
+                },
+                "at": {
+                    "type": "string"
+                },
+                "before": {
+                    "description": "the event before the change",
+                    "allOf": [
+                        {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.Event"
+                        }
+                    ]
+                },
+                "event_id": {
+                    "type": "string"
+                },
+                "id": {
+                    "type": "string"
+                },
+                "session_id": {
+                    "type": "string"
+                }
+            }
+        },
+        "github_com_the-eye_eye_services_query-api_internal_query.Erasure": {
+            "type": "object",
+            "properties": {
+                "audit_entries": {
+                    "type": "integer",
+                    "example": 2
+                },
+                "errors": {
+                    "type": "integer",
+                    "example": 1
+                },
+                "events": {
+                    "type": "integer",
+                    "example": 42
+                },
+                "session": {
+                    "description": "whether a session row existed",
+                    "type": "boolean"
+                },
+                "session_id": {
+                    "type": "string"
+                },
+                "tombstone_id": {
+                    "description": "TombstoneID is the id of the tombstone published on the erasures\ntopic.",
+                    "type": "string"
                 }
             }
         },
@@ -1419,11 +2303,20 @@ const docTemplate = `{
                 "application_id": {
                     "type": "string"
                 },
+                "category": {
+                    "description": "Category and Name are the payload's, when it is a JSON object and\nthey are strings (at most 255 characters kept); null otherwise.",
+                    "type": "string",
+                    "example": "page interaction"
+                },
                 "detected_at": {
                     "type": "string"
                 },
                 "id": {
                     "type": "string"
+                },
+                "name": {
+                    "type": "string",
+                    "example": "pageview"
                 },
                 "payload": {
                     "$ref": "#/definitions/contract.Payload"
@@ -1437,12 +2330,98 @@ const docTemplate = `{
                 "received_at": {
                     "type": "string"
                 },
+                "replay_attempts": {
+                    "description": "ReplayAttempts counts the replays of this record that were started.",
+                    "type": "integer",
+                    "example": 1
+                },
+                "replay_of": {
+                    "description": "ReplayOf is, for a record a replay produced (the replayed event\nfailed again), the error record that was replayed.",
+                    "type": "string"
+                },
+                "replayed_as": {
+                    "description": "ReplayedAs is the event id the latest replay published, and\nReplayedAt when Kafka acknowledged it; null until replayed.",
+                    "type": "string"
+                },
+                "replayed_at": {
+                    "type": "string"
+                },
+                "schema_version": {
+                    "description": "SchemaVersion is the version of the type's JSON Schema that applied;\nnull when none did.",
+                    "type": "integer",
+                    "example": 2
+                },
                 "session_id": {
                     "type": "string"
                 },
                 "stage": {
                     "type": "string",
                     "example": "validator"
+                }
+            }
+        },
+        "github_com_the-eye_eye_services_query-api_internal_query.ErrorGroup": {
+            "type": "object",
+            "properties": {
+                "category": {
+                    "description": "Category, Name and SchemaVersion are null in a group of records that\nhave none (e.g. payloads that are not JSON objects).",
+                    "type": "string",
+                    "example": "page interaction"
+                },
+                "count": {
+                    "type": "integer",
+                    "example": 42
+                },
+                "first_seen": {
+                    "description": "FirstSeen and LastSeen are the earliest and latest detection times.",
+                    "type": "string"
+                },
+                "last_seen": {
+                    "type": "string"
+                },
+                "name": {
+                    "type": "string",
+                    "example": "pageview"
+                },
+                "reason": {
+                    "description": "Reason is a reason code; a record with several reasons counts in the\ngroup of each.",
+                    "type": "string",
+                    "example": "empty_data"
+                },
+                "schema_version": {
+                    "type": "integer",
+                    "example": 2
+                },
+                "stage": {
+                    "type": "string",
+                    "example": "validator"
+                }
+            }
+        },
+        "github_com_the-eye_eye_services_query-api_internal_query.ErrorSummary": {
+            "type": "object",
+            "properties": {
+                "by": {
+                    "description": "By lists the dimensions grouped by, in the order asked.",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    },
+                    "example": [
+                        "reason",
+                        "category"
+                    ]
+                },
+                "groups": {
+                    "description": "Groups are the groups, most records first (then most recent).",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.ErrorGroup"
+                    }
+                },
+                "truncated": {
+                    "description": "Truncated: there were more than MaxSummaryGroups groups; the most\nfrequent are shown.",
+                    "type": "boolean"
                 }
             }
         },
@@ -1473,6 +2452,10 @@ const docTemplate = `{
                 "received_at": {
                     "type": "string"
                 },
+                "replayed_from": {
+                    "description": "ReplayedFrom is the error record whose replay stored this event\n(POST /errors/{id}/replay); null for an event ingested directly.",
+                    "type": "string"
+                },
                 "session_id": {
                     "type": "string"
                 },
@@ -1485,6 +2468,129 @@ const docTemplate = `{
                 "version": {
                     "type": "integer",
                     "example": 1
+                }
+            }
+        },
+        "github_com_the-eye_eye_services_query-api_internal_query.ReplayFailure": {
+            "type": "object",
+            "properties": {
+                "code": {
+                    "allOf": [
+                        {
+                            "$ref": "#/definitions/event.Code"
+                        }
+                    ],
+                    "example": "schema_violation"
+                },
+                "count": {
+                    "description": "Count is how many candidates fail for it (a candidate with several\nreasons counts in each of their groups).",
+                    "type": "integer",
+                    "example": 12
+                },
+                "error_ids": {
+                    "description": "ErrorIDs are some of the records concerned.",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
+                "field": {
+                    "type": "string",
+                    "example": "/data/path"
+                },
+                "message": {
+                    "description": "Message is the message of one of them.",
+                    "type": "string",
+                    "example": "missing property 'path'"
+                }
+            }
+        },
+        "github_com_the-eye_eye_services_query-api_internal_query.ReplayReport": {
+            "type": "object",
+            "properties": {
+                "checked": {
+                    "description": "Checked lists the checks applied. The writer's session checks\n(unknown_session with strict sessions, session_conflict) are not:\nan event failing those becomes a new error record.",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    },
+                    "example": [
+                        "rules",
+                        "schemas",
+                        "strict_types"
+                    ]
+                },
+                "dry_run": {
+                    "type": "boolean"
+                },
+                "failing": {
+                    "description": "Failing still fail and are not published.",
+                    "type": "integer",
+                    "example": 20
+                },
+                "failures": {
+                    "description": "Failures say why, grouped, most frequent first.",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.ReplayFailure"
+                    }
+                },
+                "matched": {
+                    "description": "Matched is how many records were examined (at most the limit).",
+                    "type": "integer",
+                    "example": 120
+                },
+                "more": {
+                    "description": "More: the limit was reached and more records match.",
+                    "type": "boolean"
+                },
+                "passing": {
+                    "description": "Passing pass the current checks: on a dry run they would be\npublished, otherwise they were.",
+                    "type": "integer",
+                    "example": 100
+                },
+                "published": {
+                    "type": "integer",
+                    "example": 100
+                },
+                "results": {
+                    "description": "Results has the outcome of a single replay (empty for a bulk one).",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.ReplayResult"
+                    }
+                }
+            }
+        },
+        "github_com_the-eye_eye_services_query-api_internal_query.ReplayResult": {
+            "type": "object",
+            "properties": {
+                "attempt": {
+                    "description": "Attempt is the replay attempt number published; 0 when none was.",
+                    "type": "integer",
+                    "example": 1
+                },
+                "error_id": {
+                    "type": "string"
+                },
+                "event_id": {
+                    "description": "EventID is the id the event is (or would be) published and stored\nunder: the record's id, the id of the record a chain of failed\nreplays started from, or for an invalid_envelope record a UUIDv5 of\nits id.",
+                    "type": "string"
+                },
+                "passes": {
+                    "description": "Passes reports whether the event passes the current checks.",
+                    "type": "boolean"
+                },
+                "published": {
+                    "description": "Published: put on the raw topic (never on a dry run).",
+                    "type": "boolean"
+                },
+                "reasons": {
+                    "description": "Reasons are why the event still fails; empty when it passes.",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/event.Reason"
+                    }
                 }
             }
         },
@@ -1511,6 +2617,60 @@ const docTemplate = `{
                 },
                 "registered_at": {
                     "type": "string"
+                }
+            }
+        },
+        "github_com_the-eye_eye_services_query-api_internal_query.Stat": {
+            "type": "object",
+            "properties": {
+                "bucket": {
+                    "description": "the bucket's start, UTC",
+                    "type": "string"
+                },
+                "category": {
+                    "description": "Category and Name are set when the counts are grouped by them.",
+                    "type": "string",
+                    "example": "page interaction"
+                },
+                "count": {
+                    "type": "integer",
+                    "example": 42
+                },
+                "name": {
+                    "type": "string",
+                    "example": "pageview"
+                }
+            }
+        },
+        "github_com_the-eye_eye_services_query-api_internal_schemas.Record": {
+            "type": "object",
+            "properties": {
+                "category": {
+                    "type": "string",
+                    "example": "page interaction"
+                },
+                "created_at": {
+                    "type": "string"
+                },
+                "created_by": {
+                    "description": "CreatedBy is the id of the admin key that added it; null for a\nversion loaded from EYE_SCHEMA_DIR.",
+                    "type": "string"
+                },
+                "name": {
+                    "type": "string",
+                    "example": "pageview"
+                },
+                "published_at": {
+                    "description": "PublishedAt is when the schemas topic acknowledged it, i.e. when\nvalidators could start applying it; null until then (query-api\nretries every few seconds).",
+                    "type": "string"
+                },
+                "schema": {
+                    "description": "Schema is the JSON Schema document, as Postgres's jsonb gives it back\n(same meaning, keys possibly reordered).",
+                    "type": "object"
+                },
+                "version": {
+                    "type": "integer",
+                    "example": 1
                 }
             }
         },
@@ -1575,6 +2735,9 @@ const docTemplate = `{
                 },
                 "strict_sessions": {
                     "type": "boolean"
+                },
+                "strict_types": {
+                    "type": "boolean"
                 }
             }
         },
@@ -1604,6 +2767,23 @@ const docTemplate = `{
                 },
                 "strict_sessions": {
                     "type": "boolean"
+                },
+                "strict_types": {
+                    "type": "boolean"
+                }
+            }
+        },
+        "internal_httpapi.AuditList": {
+            "type": "object",
+            "properties": {
+                "next": {
+                    "type": "string"
+                },
+                "results": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.AuditEntry"
+                    }
                 }
             }
         },
@@ -1689,12 +2869,52 @@ const docTemplate = `{
                 }
             }
         },
+        "internal_httpapi.ReplayRequest": {
+            "type": "object",
+            "properties": {
+                "payload": {
+                    "description": "Payload is the corrected event document, replayed instead of the\noriginal payload.",
+                    "type": "object"
+                }
+            }
+        },
         "internal_httpapi.RotateRequest": {
             "type": "object",
             "properties": {
                 "overlap": {
                     "type": "string",
                     "example": "24h"
+                }
+            }
+        },
+        "internal_httpapi.SchemaList": {
+            "type": "object",
+            "properties": {
+                "next": {
+                    "type": "string"
+                },
+                "results": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_schemas.Record"
+                    }
+                }
+            }
+        },
+        "internal_httpapi.SchemaRequest": {
+            "type": "object",
+            "properties": {
+                "category": {
+                    "type": "string",
+                    "example": "page interaction"
+                },
+                "name": {
+                    "type": "string",
+                    "example": "pageview"
+                },
+                "schema": {
+                    "description": "Schema is a JSON Schema (draft 2020-12 unless it says otherwise with\n$schema) for the events' data object.",
+                    "type": "object"
                 }
             }
         },
@@ -1709,6 +2929,41 @@ const docTemplate = `{
                     "items": {
                         "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.Session"
                     }
+                }
+            }
+        },
+        "internal_httpapi.StatsResult": {
+            "type": "object",
+            "properties": {
+                "bucket": {
+                    "type": "string",
+                    "enum": [
+                        "minute",
+                        "hour",
+                        "day"
+                    ],
+                    "example": "hour"
+                },
+                "from": {
+                    "type": "string"
+                },
+                "group": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    },
+                    "example": [
+                        "category"
+                    ]
+                },
+                "results": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.Stat"
+                    }
+                },
+                "to": {
+                    "type": "string"
                 }
             }
         }

@@ -37,6 +37,7 @@ type ApplicationRequest struct {
 	RateLimit      float64  `json:"rate_limit" example:"50"`
 	RateBurst      int      `json:"rate_burst" example:"100"`
 	StrictSessions bool     `json:"strict_sessions"`
+	StrictTypes    bool     `json:"strict_types"`
 }
 
 // ApplicationPatch is the body that changes an application: the fields
@@ -47,6 +48,7 @@ type ApplicationPatch struct {
 	RateLimit      *float64  `json:"rate_limit" example:"50"`
 	RateBurst      *int      `json:"rate_burst" example:"100"`
 	StrictSessions *bool     `json:"strict_sessions"`
+	StrictTypes    *bool     `json:"strict_types"`
 }
 
 // KeyRequest is the body that creates a key.
@@ -76,7 +78,7 @@ type KeyList struct {
 // createApplication creates an application.
 //
 //	@Summary		Create an application
-//	@Description	An application is a tenant: its keys ingest and read only its own events. allowed_origins are browser origins ("*" or scheme://host[:port]) allowed to send events with its write keys; rate_limit (events per second per key) and rate_burst of 0 mean the gateway's defaults; strict_sessions makes events of unregistered sessions errors.
+//	@Description	An application is a tenant: its keys ingest and read only its own events. allowed_origins are browser origins ("*" or scheme://host[:port]) allowed to send events with its write keys; rate_limit (events per second per key) and rate_burst of 0 mean the gateway's defaults; strict_sessions makes events of unregistered sessions errors; strict_types makes events of a type without a JSON Schema (see /admin/schemas) errors (unknown_event_type).
 //	@Tags			admin
 //	@Accept			json
 //	@Produce		json
@@ -93,7 +95,7 @@ func (a *API) createApplication(c *gin.Context) {
 		return
 	}
 	app, err := a.admins.CreateApplication(c.Request.Context(), admin.NewApplication{Name: req.Name, Settings: admin.Settings{
-		AllowedOrigins: req.AllowedOrigins, RateLimit: req.RateLimit, RateBurst: req.RateBurst, StrictSessions: req.StrictSessions}})
+		AllowedOrigins: req.AllowedOrigins, RateLimit: req.RateLimit, RateBurst: req.RateBurst, StrictSessions: req.StrictSessions, StrictTypes: req.StrictTypes}})
 	if err != nil {
 		failAdmin(c, err)
 		return
@@ -184,7 +186,7 @@ func (a *API) patchApplication(c *gin.Context) {
 		return
 	}
 	app, err := a.admins.UpdateApplication(c.Request.Context(), id, admin.ApplicationChange{Name: req.Name,
-		AllowedOrigins: req.AllowedOrigins, RateLimit: req.RateLimit, RateBurst: req.RateBurst, StrictSessions: req.StrictSessions})
+		AllowedOrigins: req.AllowedOrigins, RateLimit: req.RateLimit, RateBurst: req.RateBurst, StrictSessions: req.StrictSessions, StrictTypes: req.StrictTypes})
 	if err != nil {
 		failAdmin(c, err)
 		return

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -24,18 +25,32 @@ import (
 
 // API serves the query routes.
 type API struct {
-	store  *query.Store
-	admins *admin.Store
-	auth   *auth.Authenticator
-	ready  func(context.Context) error
+	store   *query.Store
+	admins  *admin.Store
+	auth    *auth.Authenticator
+	ready   func(context.Context) error
+	eraser  *query.Eraser // nil: DELETE /sessions/{id} is not served
+	schemas *schemaAPI    // nil: /admin/schemas is not served
+	// replayer serves the replays of error records; nil: not served.
+	replayer *query.Replayer
 }
 
+// Option configures optional parts of the API.
+type Option func(*API)
+
+// WithEraser serves DELETE /sessions/{id} with e.
+func WithEraser(e *query.Eraser) Option { return func(a *API) { a.eraser = e } }
+
 // New returns the API; ready reports whether Postgres answers.
-func New(store *query.Store, admins *admin.Store, a *auth.Authenticator, ready func(context.Context) error) (*API, error) {
+func New(store *query.Store, admins *admin.Store, a *auth.Authenticator, ready func(context.Context) error, opts ...Option) (*API, error) {
 	if store == nil || admins == nil || a == nil || ready == nil {
 		return nil, errors.New("httpapi: missing dependency")
 	}
-	return &API{store: store, admins: admins, auth: a, ready: ready}, nil
+	api := &API{store: store, admins: admins, auth: a, ready: ready}
+	for _, o := range opts {
+		o(api)
+	}
+	return api, nil
 }
 
 // Register mounts the routes on r.
@@ -47,11 +62,19 @@ func (a *API) Register(r *gin.Engine) {
 	httpx.Handle(r, http.MethodPut, "/events/:id", admin, a.putEvent)
 	httpx.Handle(r, http.MethodPatch, "/events/:id", admin, a.patchEvent)
 	httpx.Handle(r, http.MethodDelete, "/events/:id", admin, a.deleteEvent)
+	httpx.Handle(r, http.MethodGet, "/events/:id/audit", admin, a.eventAudit)
 	httpx.Handle(r, http.MethodGet, "/sessions", read, a.listSessions)
 	httpx.Handle(r, http.MethodGet, "/sessions/:id", read, a.getSession)
+	httpx.Handle(r, http.MethodGet, "/sessions/:id/events", read, a.sessionTimeline)
+	if a.eraser != nil {
+		httpx.Handle(r, http.MethodDelete, "/sessions/:id", admin, a.eraseSession)
+	}
+	httpx.Handle(r, http.MethodGet, "/stats/events", read, a.eventStats)
 	httpx.Handle(r, http.MethodGet, "/errors", read, a.listErrors)
 	httpx.Handle(r, http.MethodGet, "/errors/:id", read, a.getError)
+	a.registerErrors(r, read, admin) // errors.go: summary, replays
 	a.registerAdmin(r, admin)
+	a.registerSchemas(r, admin)
 	r.GET("/readyz", a.readyz)
 }
 
@@ -152,7 +175,7 @@ type EventChange struct {
 // putEvent replaces an event's fields.
 //
 //	@Summary		Replace an event
-//	@Description	Sets category, name, data and timestamp, validated by the ingestion rules. The session cannot change. Send If-Match with the ETag you read to get 412 instead of overwriting a change made since; without it, concurrent edits still apply one after the other.
+//	@Description	Sets category, name, data and timestamp, validated by the ingestion rules. The session cannot change. Send If-Match with the ETag you read to get 412 instead of overwriting a change made since; without it, concurrent edits still apply one after the other. Every change is audited (GET /events/{id}/audit).
 //	@Tags			events
 //	@Accept			json
 //	@Produce		json
@@ -185,7 +208,7 @@ func (a *API) putEvent(c *gin.Context) { a.change(c, a.store.Replace) }
 //	@Router			/events/{id} [patch]
 func (a *API) patchEvent(c *gin.Context) { a.change(c, a.store.Patch) }
 
-type changeFunc func(ctx context.Context, sc query.Scope, id uuid.UUID, ifMatch string, doc map[string]json.RawMessage) (query.Event, error)
+type changeFunc func(ctx context.Context, sc query.Scope, by query.Actor, id uuid.UUID, ifMatch string, doc map[string]json.RawMessage) (query.Event, error)
 
 func (a *API) change(c *gin.Context, f changeFunc) {
 	id, ok := pathID(c)
@@ -202,7 +225,7 @@ func (a *API) change(c *gin.Context, f changeFunc) {
 		httpx.Abort(c, http.StatusBadRequest, string(reason.Code), reason.Message)
 		return
 	}
-	e, err := f(c.Request.Context(), scopeOf(c), id, c.GetHeader("If-Match"), doc)
+	e, err := f(c.Request.Context(), scopeOf(c), actorOf(c), id, c.GetHeader("If-Match"), doc)
 	if err != nil {
 		fail(c, err)
 		return
@@ -213,21 +236,22 @@ func (a *API) change(c *gin.Context, f changeFunc) {
 
 // deleteEvent deletes an event.
 //
-//	@Summary	Delete an event
-//	@Tags		events
-//	@Security	BearerKey
-//	@Param		id			path	string	true	"event id"
-//	@Param		If-Match	header	string	false	"ETag from a previous read"
-//	@Success	204
-//	@Failure	404	{object}	httpx.ErrorBody
-//	@Failure	412	{object}	httpx.ErrorBody
-//	@Router		/events/{id} [delete]
+//	@Summary		Delete an event
+//	@Description	The deletion is audited (GET /events/{id}/audit), with the event as it was.
+//	@Tags			events
+//	@Security		BearerKey
+//	@Param			id			path	string	true	"event id"
+//	@Param			If-Match	header	string	false	"ETag from a previous read"
+//	@Success		204
+//	@Failure		404	{object}	httpx.ErrorBody
+//	@Failure		412	{object}	httpx.ErrorBody
+//	@Router			/events/{id} [delete]
 func (a *API) deleteEvent(c *gin.Context) {
 	id, ok := pathID(c)
 	if !ok {
 		return
 	}
-	if err := a.store.Delete(c.Request.Context(), scopeOf(c), id, c.GetHeader("If-Match")); err != nil {
+	if err := a.store.Delete(c.Request.Context(), scopeOf(c), actorOf(c), id, c.GetHeader("If-Match")); err != nil {
 		fail(c, err)
 		return
 	}
@@ -294,13 +318,16 @@ func (a *API) getSession(c *gin.Context) {
 // listErrors lists error records.
 //
 //	@Summary		List error records
-//	@Description	Newest first. Each record has its reasons (code, JSON pointer, message), the stage that found them, and the original payload (utf8 text, or base64 when it was not valid UTF-8).
+//	@Description	Newest first. Each record has its reasons (code, JSON pointer, message), the stage that found them, the original payload (utf8 text, or base64 when it was not valid UTF-8), the payload's category and name when it is a JSON object, the schema version that applied, and its replay lineage (replayed_as, replay_of).
 //	@Tags			errors
 //	@Produce		json
 //	@Security		BearerKey
 //	@Param			reason			query		string	false	"reason code, e.g. empty_data"
+//	@Param			category		query		string	false	"the payload's category, exact"
+//	@Param			name			query		string	false	"the payload's name, exact"
 //	@Param			stage			query		string	false	"gateway, validator or writer"
 //	@Param			session			query		string	false	"session id"
+//	@Param			replayed		query		bool	false	"only records replayed (true) or not (false)"
 //	@Param			detected__gte	query		string	false	"detected at or after (also: from)"
 //	@Param			detected__lte	query		string	false	"detected at or before (also: to)"
 //	@Param			application		query		string	false	"application id (admin keys)"
@@ -311,14 +338,7 @@ func (a *API) getSession(c *gin.Context) {
 //	@Router			/errors/ [get]
 func (a *API) listErrors(c *gin.Context) {
 	var p params
-	f := query.ErrorFilter{
-		Application: p.uuid(c, "application"),
-		Session:     p.uuid(c, "session"),
-		Reason:      c.Query("reason"),
-		Stage:       c.Query("stage"),
-		From:        p.time(c, "detected__gte", "from"),
-		To:          p.time(c, "detected__lte", "to"),
-	}
+	f := errorFilterOf(c, &p) // errors.go
 	page := p.page(c)
 	if p.failed(c) {
 		return
@@ -372,6 +392,12 @@ func (a *API) readyz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
 }
 
+// actorOf is who makes a change: the caller's key and application.
+func actorOf(c *gin.Context) query.Actor {
+	p := httpx.PrincipalOf(c)
+	return query.Actor{KeyID: p.KeyID, AppID: p.AppID}
+}
+
 // scopeOf is what the caller may see: an admin key sees every application.
 func scopeOf(c *gin.Context) query.Scope {
 	p := httpx.PrincipalOf(c)
@@ -409,6 +435,27 @@ func fail(c *gin.Context, err error) {
 		httpx.Abort(c, http.StatusPreconditionFailed, "precondition_failed", "the event changed since it was read: read it again")
 	case errors.Is(err, query.ErrSessionImmutable):
 		httpx.Abort(c, http.StatusBadRequest, "session_immutable", err.Error())
+	case errors.Is(err, query.ErrBadRange):
+		httpx.Abort(c, http.StatusBadRequest, "invalid_range", "bucket must be minute, hour or day, and from not after to")
+	case errors.Is(err, query.ErrTooManyBuckets):
+		httpx.Abort(c, http.StatusBadRequest, "too_many_buckets",
+			fmt.Sprintf("the range spans more than %d buckets: narrow it or use a wider bucket", query.MaxBuckets))
+	case errors.Is(err, query.ErrTooManyStats):
+		httpx.Abort(c, http.StatusBadRequest, "too_many_counts",
+			fmt.Sprintf("more than %d counts: narrow the range, use a wider bucket, group less or filter", query.MaxStats))
+	case errors.Is(err, query.ErrNotPublished):
+		c.Error(err)
+		c.Header("Retry-After", "1")
+		httpx.Abort(c, http.StatusServiceUnavailable, "unavailable", "the erasure could not be published to Kafka; nothing was deleted: retry")
+	case errors.Is(err, query.ErrBadGrouping):
+		httpx.Abort(c, http.StatusBadRequest, "invalid_parameter", "by: "+err.Error())
+	case errors.Is(err, query.ErrReplayInvalid):
+		errors.As(err, &reasons)
+		httpx.Abort(c, http.StatusUnprocessableEntity, "replay_invalid", "the event still fails, nothing was published: "+reasons.Error())
+	case errors.Is(err, query.ErrReplayNotPublished):
+		c.Error(err)
+		c.Header("Retry-After", "1")
+		httpx.Abort(c, http.StatusServiceUnavailable, "unavailable", "the replay could not be published to Kafka: retry")
 	case errors.As(err, &reasons):
 		httpx.Abort(c, http.StatusBadRequest, string(reasons[0].Code), reasons.Error())
 	case pg.IsDataError(err):

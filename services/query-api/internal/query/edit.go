@@ -16,9 +16,9 @@ import (
 var editableKeys = []string{"session_id", "session", "category", "name", "data", "timestamp"}
 
 // Replace sets every editable field of event id from doc (PUT). A session
-// may be given, but must be the event's own.
-func (s *Store) Replace(ctx context.Context, sc Scope, id uuid.UUID, ifMatch string, doc map[string]json.RawMessage) (Event, error) {
-	return s.edit(ctx, sc, id, ifMatch, func(cur Event) map[string]json.RawMessage {
+// may be given, but must be the event's own. The change is audited as by.
+func (s *Store) Replace(ctx context.Context, sc Scope, by Actor, id uuid.UUID, ifMatch string, doc map[string]json.RawMessage) (Event, error) {
+	return s.edit(ctx, sc, by, ActionReplace, id, ifMatch, func(cur Event) map[string]json.RawMessage {
 		next := pick(doc)
 		if _, _, ok := event.SessionRef(next); !ok {
 			next["session_id"] = quote(cur.SessionID.String())
@@ -28,9 +28,10 @@ func (s *Store) Replace(ctx context.Context, sc Scope, id uuid.UUID, ifMatch str
 }
 
 // Patch sets the editable fields present in doc (PATCH); others keep their
-// values. Each field is replaced whole, data included.
-func (s *Store) Patch(ctx context.Context, sc Scope, id uuid.UUID, ifMatch string, doc map[string]json.RawMessage) (Event, error) {
-	return s.edit(ctx, sc, id, ifMatch, func(cur Event) map[string]json.RawMessage {
+// values. Each field is replaced whole, data included. The change is
+// audited as by.
+func (s *Store) Patch(ctx context.Context, sc Scope, by Actor, id uuid.UUID, ifMatch string, doc map[string]json.RawMessage) (Event, error) {
+	return s.edit(ctx, sc, by, ActionPatch, id, ifMatch, func(cur Event) map[string]json.RawMessage {
 		next := map[string]json.RawMessage{
 			"session_id": quote(cur.SessionID.String()),
 			"category":   quote(cur.Category),
@@ -52,9 +53,9 @@ func (s *Store) Patch(ctx context.Context, sc Scope, id uuid.UUID, ifMatch strin
 // edit runs one read-validate-write cycle on an event under a row lock, so
 // concurrent edits apply one after the other instead of overwriting each
 // other; ifMatch (an ETag, or "" for none) turns a stale read into
-// ErrPrecondition. The session's aggregates are recomputed in the same
-// transaction.
-func (s *Store) edit(ctx context.Context, sc Scope, id uuid.UUID, ifMatch string, next func(Event) map[string]json.RawMessage) (Event, error) {
+// ErrPrecondition. The session's aggregates are recomputed and the audit
+// entry written in the same transaction.
+func (s *Store) edit(ctx context.Context, sc Scope, by Actor, action string, id uuid.UUID, ifMatch string, next func(Event) map[string]json.RawMessage) (Event, error) {
 	var out Event
 	err := s.tx(ctx, func(tx *sqlx.Tx) error {
 		cur, err := s.lockEvent(ctx, tx, sc, id, ifMatch)
@@ -76,6 +77,9 @@ func (s *Store) edit(ctx context.Context, sc Scope, id uuid.UUID, ifMatch string
 			return fmt.Errorf("update event: %w", err)
 		}
 		out = r.toEvent()
+		if err := writeAudit(ctx, tx, by, action, cur, &out); err != nil {
+			return err
+		}
 		if !f.Timestamp.Equal(cur.Timestamp) {
 			return refreshSession(ctx, tx, cur.SessionID)
 		}
@@ -84,8 +88,9 @@ func (s *Store) edit(ctx context.Context, sc Scope, id uuid.UUID, ifMatch string
 	return out, err
 }
 
-// Delete removes event id and updates its session.
-func (s *Store) Delete(ctx context.Context, sc Scope, id uuid.UUID, ifMatch string) error {
+// Delete removes event id and updates its session. The deletion is audited
+// as by.
+func (s *Store) Delete(ctx context.Context, sc Scope, by Actor, id uuid.UUID, ifMatch string) error {
 	return s.tx(ctx, func(tx *sqlx.Tx) error {
 		cur, err := s.lockEvent(ctx, tx, sc, id, ifMatch)
 		if err != nil {
@@ -94,8 +99,98 @@ func (s *Store) Delete(ctx context.Context, sc Scope, id uuid.UUID, ifMatch stri
 		if _, err := tx.ExecContext(ctx, `DELETE FROM events WHERE id = $1`, id); err != nil {
 			return fmt.Errorf("delete event: %w", err)
 		}
+		if err := writeAudit(ctx, tx, by, ActionDelete, cur, nil); err != nil {
+			return err
+		}
 		return refreshSession(ctx, tx, cur.SessionID)
 	})
+}
+
+// writeAudit records a change of an event in tx: the event before and,
+// unless it was deleted, after. Its time is taken under the event's row
+// lock, so the entries of one event are in the order of its changes.
+func writeAudit(ctx context.Context, tx *sqlx.Tx, by Actor, action string, before Event, after *Event) error {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return fmt.Errorf("audit id: %w", err)
+	}
+	b, err := json.Marshal(before)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	var a any // NULL for a deletion
+	if after != nil {
+		j, err := json.Marshal(after)
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		a = string(j)
+	}
+	const q = `
+		INSERT INTO event_audit (id, event_id, session_id, action, actor_key_id, actor_app_id, at, before, after)
+		VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp(), $7, $8)`
+	if _, err := tx.ExecContext(ctx, q, id, before.ID, before.SessionID, action, by.KeyID, by.AppID, string(b), a); err != nil {
+		return fmt.Errorf("write audit: %w", err)
+	}
+	return nil
+}
+
+const auditCols = `id, event_id, session_id, action, actor_key_id, actor_app_id, at, before, after`
+
+type auditRow struct {
+	ID         uuid.UUID `db:"id"`
+	EventID    uuid.UUID `db:"event_id"`
+	SessionID  uuid.UUID `db:"session_id"`
+	Action     string    `db:"action"`
+	ActorKeyID uuid.UUID `db:"actor_key_id"`
+	ActorAppID uuid.UUID `db:"actor_app_id"`
+	At         time.Time `db:"at"`
+	Before     []byte    `db:"before"`
+	After      []byte    `db:"after"`
+}
+
+func (r auditRow) toEntry() (AuditEntry, error) {
+	e := AuditEntry{ID: r.ID, EventID: r.EventID, SessionID: r.SessionID, Action: r.Action,
+		ActorKeyID: r.ActorKeyID, ActorAppID: r.ActorAppID, At: r.At.UTC()}
+	for _, x := range []struct {
+		src []byte
+		dst **Event
+	}{{r.Before, &e.Before}, {r.After, &e.After}} {
+		if x.src == nil {
+			continue
+		}
+		var ev Event
+		if err := json.Unmarshal(x.src, &ev); err != nil {
+			return AuditEntry{}, fmt.Errorf("decode audit entry %s: %w", r.ID, err)
+		}
+		*x.dst = &ev
+	}
+	return e, nil
+}
+
+// Audit lists the changes made to event id, oldest first, one page at a
+// time; it is meant for admins and is not scoped. An event that neither
+// exists nor has an audit is ErrNotFound.
+func (s *Store) Audit(ctx context.Context, id uuid.UUID, p Page) ([]AuditEntry, string, error) {
+	after, err := decodeCursor(p.Cursor, Oldest)
+	if err != nil {
+		return nil, "", err
+	}
+	var l list
+	l.add("event_id = ?", id)
+	limit := limitOf(p)
+	q, args := l.page(auditCols, "event_audit", "at", Oldest, after, limit)
+	var rows []auditRow
+	if err := s.selectRows(ctx, &rows, q, args...); err != nil {
+		return nil, "", err
+	}
+	if len(rows) == 0 && p.Cursor == "" {
+		if _, err := s.Event(ctx, Scope{}, id); err != nil {
+			return nil, "", err
+		}
+	}
+	return pageOf(rows, limit, Oldest, auditRow.toEntry,
+		func(e AuditEntry) (time.Time, uuid.UUID) { return e.At, e.ID })
 }
 
 func (s *Store) lockEvent(ctx context.Context, tx *sqlx.Tx, sc Scope, id uuid.UUID, ifMatch string) (Event, error) {

@@ -31,6 +31,9 @@ type Event struct {
 	ReceivedAt      time.Time  `json:"received_at"`
 	Version         int        `json:"version" example:"1"`
 	UpdatedAt       *time.Time `json:"updated_at"`
+	// ReplayedFrom is the error record whose replay stored this event
+	// (POST /errors/{id}/replay); null for an event ingested directly.
+	ReplayedFrom *uuid.UUID `json:"replayed_from"`
 }
 
 // ETag is the entity tag of the event's current version.
@@ -57,11 +60,34 @@ type Error struct {
 	Payload       contract.Payload `json:"payload"`
 	ReceivedAt    time.Time        `json:"received_at"`
 	DetectedAt    time.Time        `json:"detected_at"`
+	// Category and Name are the payload's, when it is a JSON object and
+	// they are strings (at most 255 characters kept); null otherwise.
+	Category *string `json:"category" example:"page interaction"`
+	Name     *string `json:"name" example:"pageview"`
+	// SchemaVersion is the version of the type's JSON Schema that applied;
+	// null when none did.
+	SchemaVersion *int `json:"schema_version" example:"2"`
+	// ReplayOf is, for a record a replay produced (the replayed event
+	// failed again), the error record that was replayed.
+	ReplayOf *uuid.UUID `json:"replay_of"`
+	// ReplayAttempts counts the replays of this record that were started.
+	ReplayAttempts int `json:"replay_attempts" example:"1"`
+	// ReplayedAs is the event id the latest replay published, and
+	// ReplayedAt when Kafka acknowledged it; null until replayed.
+	ReplayedAs *uuid.UUID `json:"replayed_as"`
+	ReplayedAt *time.Time `json:"replayed_at"`
 }
 
 // Scope limits what a caller sees: one application, or all of them.
 type Scope struct {
 	AppID uuid.UUID // uuid.Nil: every application (admin)
+}
+
+// Actor is who makes a change: the API key used and its application. It is
+// recorded in the audit of every change.
+type Actor struct {
+	KeyID uuid.UUID
+	AppID uuid.UUID
 }
 
 // Order of a list.
@@ -87,7 +113,9 @@ const (
 
 // EventFilter filters events.
 type EventFilter struct {
-	Session     *uuid.UUID
+	Session *uuid.UUID
+	// Application narrows an admin's view to one application; for a caller
+	// scoped to one application, another application matches nothing.
 	Application *uuid.UUID
 	Category    string
 	Name        string
@@ -108,6 +136,9 @@ type ErrorFilter struct {
 	Reason      string
 	Stage       string
 	From, To    *time.Time // inclusive bounds on detected_at
+	Category    string     // the payload's category, exact
+	Name        string     // the payload's name, exact
+	Replayed    *bool      // whether the record was replayed (replayed_as set); nil: either
 }
 
 // Errors returned by the store.
@@ -116,7 +147,99 @@ var (
 	ErrBadCursor        = errors.New("invalid cursor")
 	ErrPrecondition     = errors.New("the event changed since it was read")
 	ErrSessionImmutable = errors.New("an event's session cannot be changed")
+	ErrBadRange         = errors.New("invalid range")
+	ErrTooManyBuckets   = errors.New("too many buckets")
+	ErrTooManyStats     = errors.New("too many counts")
+	ErrNotPublished     = errors.New("the erasure could not be published")
 )
+
+// Bucket is the width of a stats time bucket, in UTC.
+type Bucket string
+
+// Buckets.
+const (
+	Minute Bucket = "minute"
+	Hour   Bucket = "hour"
+	Day    Bucket = "day"
+)
+
+// Duration is the bucket's width; 0 for an unknown bucket.
+func (b Bucket) Duration() time.Duration {
+	switch b {
+	case Minute:
+		return time.Minute
+	case Hour:
+		return time.Hour
+	case Day:
+		return 24 * time.Hour
+	}
+	return 0
+}
+
+// Stats limits: a request spans at most MaxBuckets buckets and answers at
+// most MaxStats counts.
+const (
+	MaxBuckets = 2000
+	MaxStats   = 20000
+)
+
+// StatsFilter asks for event counts per time bucket over [From, To], both
+// inclusive, optionally per category and/or name.
+type StatsFilter struct {
+	Bucket     Bucket
+	From, To   time.Time
+	ByCategory bool
+	ByName     bool
+	// Application narrows an admin's view to one application, as in
+	// EventFilter.
+	Application *uuid.UUID
+	Session     *uuid.UUID
+	Category    string
+	Name        string
+}
+
+// Stat is the number of events in one time bucket (and group).
+type Stat struct {
+	Bucket time.Time `json:"bucket"` // the bucket's start, UTC
+	// Category and Name are set when the counts are grouped by them.
+	Category *string `json:"category,omitempty" example:"page interaction"`
+	Name     *string `json:"name,omitempty" example:"pageview"`
+	Count    int64   `json:"count" example:"42"`
+}
+
+// Audit actions.
+const (
+	ActionReplace = "replace" // PUT
+	ActionPatch   = "patch"   // PATCH
+	ActionDelete  = "delete"  // DELETE
+)
+
+// AuditEntry is one change made to an event through the API.
+type AuditEntry struct {
+	ID        uuid.UUID `json:"id"`
+	EventID   uuid.UUID `json:"event_id"`
+	SessionID uuid.UUID `json:"session_id"`
+	Action    string    `json:"action" enums:"replace,patch,delete" example:"patch"`
+	// ActorKeyID and ActorAppID are the API key that made the change and
+	// its application.
+	ActorKeyID uuid.UUID `json:"actor_key_id"`
+	ActorAppID uuid.UUID `json:"actor_app_id"`
+	At         time.Time `json:"at"`
+	Before     *Event    `json:"before"` // the event before the change
+	After      *Event    `json:"after"`  // after it; null for a deletion
+}
+
+// Erasure reports what erasing a session removed.
+type Erasure struct {
+	SessionID uuid.UUID `json:"session_id"`
+	// TombstoneID is the id of the tombstone published on the erasures
+	// topic.
+	TombstoneID  uuid.UUID `json:"tombstone_id"`
+	Session      bool      `json:"session"` // whether a session row existed
+	Events       int64     `json:"events" example:"42"`
+	Errors       int64     `json:"errors" example:"1"`
+	AuditEntries int64     `json:"audit_entries" example:"2"`
+}
 
 // cursor is the position after the last row of a page, bound to the list
 // order it was made for.

@@ -70,7 +70,7 @@ func TestConcurrentPatchesAllApply(t *testing.T) {
 				json.Unmarshal(cur.Data, &data)
 				data[fmt.Sprint("k", i)] = i
 				b, _ := json.Marshal(data)
-				_, err = s.Patch(ctx, Scope{}, id, cur.ETag(), map[string]json.RawMessage{"data": b})
+				_, err = s.Patch(ctx, Scope{}, Actor{}, id, cur.ETag(), map[string]json.RawMessage{"data": b})
 				if errors.Is(err, ErrPrecondition) {
 					continue // somebody else won: read again
 				}
@@ -102,7 +102,7 @@ func TestScopeHidesOtherApplications(t *testing.T) {
 	if _, err := s.Event(ctx, Scope{AppID: mine}, other); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("another application's event: %v", err)
 	}
-	if _, err := s.Patch(ctx, Scope{AppID: mine}, other, "", map[string]json.RawMessage{"name": json.RawMessage(`"x"`)}); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Patch(ctx, Scope{AppID: mine}, Actor{AppID: mine}, other, "", map[string]json.RawMessage{"name": json.RawMessage(`"x"`)}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("patching another application's event: %v", err)
 	}
 	list, _, err := s.Events(ctx, Scope{AppID: mine}, EventFilter{}, Page{})

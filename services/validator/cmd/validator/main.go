@@ -1,5 +1,7 @@
 // Command validator consumes the raw topic and routes every event to the
-// valid-events topic or, with typed reasons, to the errors topic.
+// valid-events topic or, with typed reasons, to the errors topic. It checks
+// each event's data against its type's JSON Schema, following the schemas
+// topic so new versions apply without a restart (docs/schemas.md).
 package main
 
 import (
@@ -10,14 +12,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/config"
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/pkg/httpx"
 	"github.com/the-eye/eye/pkg/kafkax"
 	"github.com/the-eye/eye/pkg/metrics"
+	"github.com/the-eye/eye/pkg/pg"
+	"github.com/the-eye/eye/pkg/schema"
 	"github.com/the-eye/eye/services/validator/internal/validate"
 )
 
@@ -27,6 +33,9 @@ type cfg struct {
 	GroupID         string        `env:"EYE_VALIDATOR_GROUP" default:"validator"`
 	FutureTolerance time.Duration `env:"EYE_FUTURE_TOLERANCE" default:"1m"`
 	MaxBatch        int           `env:"EYE_VALIDATOR_BATCH" default:"500"`
+	// SettingsTTL is how long an application's strict-types setting is
+	// cached: a change applies within it.
+	SettingsTTL time.Duration `env:"EYE_KEY_CACHE_TTL" default:"5s"`
 }
 
 func main() {
@@ -54,6 +63,28 @@ func run(ctx context.Context) error {
 	if err := kafkax.EnsureTopics(startCtx, brokers, c.Partitions, c.Replication, topics.All()...); err != nil {
 		return err
 	}
+	if err := kafkax.EnsureCompactedTopic(startCtx, brokers, c.Replication, topics.Schemas); err != nil {
+		return err
+	}
+	// Postgres only answers the applications' strict-types setting, asked
+	// for events of types without a schema (cached per application).
+	db, err := pg.Open(startCtx, c.PostgresDSN)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := pg.Migrate(startCtx, db); err != nil {
+		return err
+	}
+	settings, err := auth.NewPGStore(db)
+	if err != nil {
+		return err
+	}
+	schemas := schema.NewRegistry()
+	follower, err := schema.NewFollower(schema.FollowerConfig{Brokers: brokers, Topic: topics.Schemas, Registry: schemas, Logger: log})
+	if err != nil {
+		return err
+	}
 	producer, err := kafkax.NewProducer(kafkax.ProducerConfig{Brokers: brokers, Metrics: reg})
 	if err != nil {
 		return err
@@ -61,7 +92,8 @@ func run(ctx context.Context) error {
 	defer producer.Close()
 	rules := event.DefaultRules()
 	rules.FutureTolerance = c.FutureTolerance
-	relay, err := validate.NewRelay(rules, topics, producer)
+	relay, err := validate.NewRelay(rules, topics, producer,
+		validate.WithSchemas(schemas, validate.CachedStrictTypes(settings.Settings, c.SettingsTTL)))
 	if err != nil {
 		return err
 	}
@@ -73,10 +105,20 @@ func run(ctx context.Context) error {
 	}
 
 	r := httpx.NewEngine(log, reg)
-	r.GET("/readyz", httpx.Readyz(log, map[string]func(context.Context) error{"kafka": consumer.Ready}))
+	r.GET("/readyz", httpx.Readyz(log, map[string]func(context.Context) error{"kafka": consumer.Ready, "schemas": follower.Ready}))
+	r.GET("/schemas", gin.WrapH(schemas)) // the schema versions this instance applies
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return consumer.Run(ctx, relay.Handle) })
+	g.Go(func() error { return follower.Run(ctx) })
+	g.Go(func() error {
+		// Validating before the schemas on the topic are loaded would let
+		// events through unchecked.
+		select {
+		case <-follower.Synced():
+		case <-ctx.Done():
+		}
+		return consumer.Run(ctx, relay.Handle)
+	})
 	g.Go(func() error { return httpx.Serve(ctx, c.Addr, r, log) })
 	return g.Wait()
 }

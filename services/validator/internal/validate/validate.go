@@ -13,6 +13,7 @@ import (
 
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/event"
+	"github.com/the-eye/eye/pkg/schema"
 )
 
 // Publisher writes messages durably.
@@ -26,14 +27,35 @@ type Relay struct {
 	topics contract.Topics
 	pub    Publisher
 	now    func() time.Time
+
+	schemas *schema.Registry // nil: no per-type schemas
+	strict  StrictTypes      // nil: no application has strict types
+}
+
+// StrictTypes reports whether application app accepts only event types
+// that have a schema. An error fails the batch, which is retried.
+type StrictTypes func(ctx context.Context, app uuid.UUID) (bool, error)
+
+// Option configures a Relay.
+type Option func(*Relay)
+
+// WithSchemas checks every event against the schema of its type in reg
+// (which a schema.Follower keeps current); strict tells which applications
+// reject types without a schema (nil: none does).
+func WithSchemas(reg *schema.Registry, strict StrictTypes) Option {
+	return func(r *Relay) { r.schemas, r.strict = reg, strict }
 }
 
 // NewRelay returns a Relay applying rules and publishing through pub.
-func NewRelay(rules event.Rules, topics contract.Topics, pub Publisher) (*Relay, error) {
+func NewRelay(rules event.Rules, topics contract.Topics, pub Publisher, opts ...Option) (*Relay, error) {
 	if pub == nil {
 		return nil, errors.New("validate: nil publisher")
 	}
-	return &Relay{rules: rules, topics: topics, pub: pub, now: time.Now}, nil
+	r := &Relay{rules: rules, topics: topics, pub: pub, now: time.Now}
+	for _, o := range opts {
+		o(r)
+	}
+	return r, nil
 }
 
 // Handle validates a batch of raw-topic messages and publishes one outcome
@@ -42,7 +64,7 @@ func NewRelay(rules event.Rules, topics contract.Topics, pub Publisher) (*Relay,
 func (r *Relay) Handle(ctx context.Context, batch []contract.Message) error {
 	out := make([]contract.Message, 0, len(batch))
 	for _, m := range batch {
-		o, err := r.Process(m)
+		o, err := r.process(ctx, m)
 		if err != nil {
 			return err
 		}
@@ -53,6 +75,10 @@ func (r *Relay) Handle(ctx context.Context, batch []contract.Message) error {
 
 // Process turns one raw-topic message into its outcome message.
 func (r *Relay) Process(m contract.Message) (contract.Message, error) {
+	return r.process(context.Background(), m)
+}
+
+func (r *Relay) process(ctx context.Context, m contract.Message) (contract.Message, error) {
 	now := r.now()
 	var raw contract.RawEvent
 	if err := contract.Decode(m.Value, &raw); err != nil {
@@ -63,10 +89,16 @@ func (r *Relay) Process(m contract.Message) (contract.Message, error) {
 		return r.undecodable(m, now, fmt.Errorf("payload: %w", err))
 	}
 	f, reasons := r.rules.ValidateReceived(payload, raw.ReceivedAt, now)
+	more, version, err := r.checkSchema(ctx, raw.AppID, payload)
+	if err != nil {
+		return contract.Message{}, err
+	}
+	reasons = append(reasons, more...)
 	if len(reasons) > 0 {
 		rec := &contract.Error{
-			ID: raw.EventID, AppID: raw.AppID, Stage: contract.StageValidator, Reasons: reasons,
+			ID: contract.ErrorID(raw.EventID, raw.ReplayOf), AppID: raw.AppID, Stage: contract.StageValidator, Reasons: reasons,
 			Payload: raw.Payload, ReceivedAt: raw.ReceivedAt, DetectedAt: event.Canonical(now),
+			SchemaVersion: version, ReplayOf: raw.ReplayOf,
 		}
 		if obj, reason := event.DecodeObject(payload); reason == nil {
 			if ref, _, ok := event.SessionRef(obj); ok {
@@ -80,7 +112,37 @@ func (r *Relay) Process(m contract.Message) (contract.Message, error) {
 	return contract.Encode(r.topics.Events, f.SessionID.String(), &contract.Event{
 		ID: raw.EventID, AppID: raw.AppID, SessionID: f.SessionID, Category: f.Category, Name: f.Name,
 		Data: f.Data, Timestamp: f.Timestamp, ClientTimestamp: f.ClientTimestamp, ReceivedAt: raw.ReceivedAt,
+		SchemaVersion: version, ReplayOf: raw.ReplayOf,
 	})
+}
+
+// checkSchema applies the schema of the event's type: the reasons it
+// fails it for (with unknown_event_type when the type has none and the
+// application has strict types) and the version that applied (0: none).
+// An error means the application's settings could not be read.
+func (r *Relay) checkSchema(ctx context.Context, app uuid.UUID, payload []byte) (event.Reasons, int, error) {
+	if r.schemas == nil {
+		return nil, 0, nil
+	}
+	obj, reason := event.DecodeObject(payload)
+	if reason != nil {
+		return nil, 0, nil // the rules reported it
+	}
+	res := r.schemas.Check(obj)
+	version := 0
+	if res.Schema != nil {
+		version = res.Schema.Version
+	}
+	if res.Untyped && r.strict != nil {
+		strict, err := r.strict(ctx, app)
+		if err != nil {
+			return nil, 0, fmt.Errorf("validate: strict types of application %s: %w", app, err)
+		}
+		if strict {
+			res.Reasons = append(res.Reasons, schema.UnknownType(obj))
+		}
+	}
+	return res.Reasons, version, nil
 }
 
 // undecodable records a message that is not a raw event the gateway wrote:

@@ -34,11 +34,15 @@ func New(st *store.Store) (*Sink, error) {
 func (s *Sink) Events(ctx context.Context, batch []contract.Message) error {
 	events := make([]event.Event, 0, len(batch))
 	var bad []contract.Error
+	replays := map[uuid.UUID]*contract.Replay{} // events that come from a replay of an error record
 	for _, m := range batch {
 		var e contract.Event
 		if err := contract.Decode(m.Value, &e); err != nil {
 			bad = append(bad, s.undecodable(m, err))
 			continue
+		}
+		if e.ReplayOf != nil {
+			replays[e.ID] = e.ReplayOf
 		}
 		events = append(events, event.Event{
 			ID: e.ID, AppID: e.AppID, SessionID: e.SessionID, Category: e.Category, Name: e.Name,
@@ -52,7 +56,7 @@ func (s *Sink) Events(ctx context.Context, batch []contract.Message) error {
 	keep := events[:0]
 	for _, e := range events {
 		if reason := check(e); reason != nil {
-			bad = append(bad, s.refused(e, *reason))
+			bad = append(bad, s.refused(e, replays[e.ID], *reason))
 			continue
 		}
 		keep = append(keep, e)
@@ -62,9 +66,28 @@ func (s *Sink) Events(ctx context.Context, batch []contract.Message) error {
 		return err
 	}
 	for _, r := range rejected {
-		bad = append(bad, s.refused(r.Event, event.Reason{Code: event.CodeStorageRejected, Message: "the database refused this event: " + r.Err.Error()}))
+		bad = append(bad, s.refused(r.Event, replays[r.Event.ID], event.Reason{Code: event.CodeStorageRejected, Message: "the database refused this event: " + r.Err.Error()}))
+	}
+	if err := s.st.MarkReplayed(ctx, lineage(keep, replays)); err != nil {
+		return err
 	}
 	return s.st.InsertErrors(ctx, bad)
+}
+
+// lineage lists the events of a batch that come from replays, with the
+// error record each replayed. Events Postgres refused are included: marking
+// an event that is not stored changes nothing.
+func lineage(events []event.Event, replays map[uuid.UUID]*contract.Replay) []store.Lineage {
+	if len(replays) == 0 {
+		return nil
+	}
+	var out []store.Lineage
+	for _, e := range events {
+		if r := replays[e.ID]; r != nil {
+			out = append(out, store.Lineage{EventID: e.ID, ErrorID: r.ErrorID, ReceivedAt: e.ReceivedAt})
+		}
+	}
+	return out
 }
 
 // Errors stores a batch from the errors topic.
@@ -91,14 +114,16 @@ func (s *Sink) undecodable(m contract.Message, err error) contract.Error {
 	}
 }
 
-// refused records an event the writer will not store, for reason.
-func (s *Sink) refused(e event.Event, reason event.Reason) contract.Error {
+// refused records an event the writer will not store, for reason. An
+// event from a replay (replay non-nil) gets an error id of its own, as the
+// validator gives it (contract.ErrorID), so the record it replays is kept.
+func (s *Sink) refused(e event.Event, replay *contract.Replay, reason event.Reason) contract.Error {
 	doc, _ := contract.Encode("", "", &contract.Event{
 		ID: e.ID, AppID: e.AppID, SessionID: e.SessionID, Category: e.Category, Name: e.Name,
 		Data: e.Data, Timestamp: e.Timestamp, ClientTimestamp: e.ClientTimestamp, ReceivedAt: e.ReceivedAt,
 	})
 	return contract.Error{
-		ID: e.ID, AppID: e.AppID, SessionID: &e.SessionID, Stage: contract.StageWriter,
+		ID: contract.ErrorID(e.ID, replay), ReplayOf: replay, AppID: e.AppID, SessionID: &e.SessionID, Stage: contract.StageWriter,
 		Reasons: event.Reasons{reason}, Payload: contract.NewPayload(doc.Value),
 		ReceivedAt: e.ReceivedAt, DetectedAt: event.Canonical(s.now()),
 	}

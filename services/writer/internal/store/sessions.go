@@ -24,40 +24,47 @@ type SessionCheck func(e event.Event) *event.Reason
 // Registration is written synchronously by the gateway before it answers,
 // so a session registered before its events were sent is always found.
 func (s *Store) CheckSessions(ctx context.Context, events []event.Event) (SessionCheck, error) {
-	sessionIDs, appIDs := make([]string, 0, len(events)), make([]string, 0, 4)
-	seenApp := map[uuid.UUID]bool{}
+	// Each id once: a batch holds dozens of events per session, and parsing
+	// the array is a large part of the lookup.
+	sessionIDs, appIDs := make([]string, 0, len(events)/4), make([]string, 0, 4)
+	seenSession, seenApp := make(map[uuid.UUID]bool, len(events)/4), map[uuid.UUID]bool{}
 	for _, e := range events {
-		sessionIDs = append(sessionIDs, e.SessionID.String())
+		if !seenSession[e.SessionID] {
+			seenSession[e.SessionID] = true
+			sessionIDs = append(sessionIDs, e.SessionID.String())
+		}
 		if !seenApp[e.AppID] {
 			seenApp[e.AppID] = true
 			appIDs = append(appIDs, e.AppID.String())
 		}
 	}
-	const qSessions = `SELECT id, app_id, registered_at IS NOT NULL AS registered FROM sessions WHERE id = ANY($1::uuid[])`
-	var sessions []struct {
+	// One round trip: the batch's known sessions, then its applications
+	// that have strict sessions (rows with strict_app set, id = app_id).
+	const q = `
+SELECT id, app_id, registered_at IS NOT NULL AS registered, false AS strict_app FROM sessions WHERE id = ANY($1::uuid[])
+UNION ALL
+SELECT id, id, false, true FROM applications WHERE strict_sessions AND id = ANY($2::uuid[])`
+	var rows []struct {
 		ID         uuid.UUID `db:"id"`
 		AppID      uuid.UUID `db:"app_id"`
 		Registered bool      `db:"registered"`
+		StrictApp  bool      `db:"strict_app"`
 	}
-	if err := s.db.SelectContext(ctx, &sessions, qSessions, pq.Array(sessionIDs)); err != nil {
-		return nil, fmt.Errorf("look up sessions: %w", err)
-	}
-	const qApps = `SELECT id FROM applications WHERE strict_sessions AND id = ANY($1::uuid[])`
-	var strictApps []uuid.UUID
-	if err := s.db.SelectContext(ctx, &strictApps, qApps, pq.Array(appIDs)); err != nil {
-		return nil, fmt.Errorf("look up applications: %w", err)
+	if err := s.db.SelectContext(ctx, &rows, q, pq.Array(sessionIDs), pq.Array(appIDs)); err != nil {
+		return nil, fmt.Errorf("look up sessions and applications: %w", err)
 	}
 	type known struct {
 		app        uuid.UUID
 		registered bool
 	}
-	byID := make(map[uuid.UUID]known, len(sessions))
-	for _, x := range sessions {
-		byID[x.ID] = known{x.AppID, x.Registered}
-	}
-	strict := make(map[uuid.UUID]bool, len(strictApps))
-	for _, a := range strictApps {
-		strict[a] = true
+	byID := make(map[uuid.UUID]known, len(rows))
+	strict := map[uuid.UUID]bool{}
+	for _, x := range rows {
+		if x.StrictApp {
+			strict[x.ID] = true
+		} else {
+			byID[x.ID] = known{x.AppID, x.Registered}
+		}
 	}
 	return func(e event.Event) *event.Reason {
 		k, ok := byID[e.SessionID]

@@ -5,16 +5,21 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/event"
@@ -23,15 +28,38 @@ import (
 
 // Store writes to Postgres.
 type Store struct {
-	db *sqlx.DB
+	db    *sqlx.DB
+	lanes int
+}
+
+// DefaultLanes is how many transactions InsertEvents runs at once for a
+// large batch: two keep both cores of the reference machine busy (one
+// Postgres backend is the bottleneck of a single COPY).
+const DefaultLanes = 2
+
+// minLane is the smallest share of a batch worth its own transaction.
+const minLane = 250
+
+// Option configures a Store.
+type Option func(*Store)
+
+// Lanes sets how many transactions, on as many connections, InsertEvents
+// splits a large batch into (by session, so they never wait on each
+// other's session rows). 1 writes every batch in one transaction.
+func Lanes(n int) Option {
+	return func(s *Store) { s.lanes = max(n, 1) }
 }
 
 // New returns a Store on db.
-func New(db *sqlx.DB) (*Store, error) {
+func New(db *sqlx.DB, opts ...Option) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("store: nil db")
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db, lanes: DefaultLanes}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
 
 // Rejected is an event Postgres refused to store, with the reason.
@@ -40,11 +68,28 @@ type Rejected struct {
 	Err   error
 }
 
-// insertEvents inserts events and folds the rows actually inserted into
-// their sessions, in one statement: a redelivered event changes nothing,
-// and concurrent writers serialise on the session rows (taken in id order,
-// so they cannot deadlock).
-const insertEvents = `
+// The columns of events a batch fills, in COPY order.
+const copyEvents = `COPY events (id, app_id, session_id, category, name, data, "timestamp", received_at, client_timestamp) FROM STDIN`
+
+// foldSessions adds a batch's per-session aggregates, computed by the
+// writer from rows it has just inserted, to the sessions. Sessions are
+// taken in id order, so concurrent writers cannot deadlock on them.
+const foldSessions = `
+INSERT INTO sessions AS s (id, app_id, created_at, first_event_at, last_event_at, event_count)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[], $6::bigint[])
+	AS t(id, app_id, created_at, first_event_at, last_event_at, event_count)
+ORDER BY id
+ON CONFLICT (id) DO UPDATE SET
+	first_event_at = LEAST(s.first_event_at, EXCLUDED.first_event_at),
+	last_event_at  = GREATEST(s.last_event_at, EXCLUDED.last_event_at),
+	event_count    = s.event_count + EXCLUDED.event_count
+WHERE s.app_id = EXCLUDED.app_id -- CheckSessions turns another application's session into an error first`
+
+// insertEventsOnConflict inserts events and folds the rows actually
+// inserted into their sessions, in one statement: a redelivered event
+// changes nothing, and concurrent writers serialise on the session rows
+// (taken in id order, so they cannot deadlock).
+const insertEventsOnConflict = `
 WITH input AS (
 	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
 		AS t(id, app_id, session_id, category, name, data, ts, received_at, client_ts)
@@ -63,33 +108,201 @@ ON CONFLICT (id) DO UPDATE SET
 	event_count    = s.event_count + EXCLUDED.event_count
 WHERE s.app_id = EXCLUDED.app_id -- CheckSessions turns another application's session into an error first`
 
-// InsertEvents stores events idempotently. When Postgres refuses a value
-// (e.g. \u0000 inside jsonb), the batch is retried row by row and the
-// refused events are returned, so the caller can record them as errors
-// instead of stalling the partition.
+// InsertEvents stores events idempotently and adds them to their sessions'
+// counts and times, exactly once.
+//
+// The batch goes in with COPY, the fastest way into Postgres, and its
+// per-session aggregates are folded into sessions in the same transaction:
+// a COPY either inserts every row or fails, so when it commits every event
+// of the batch is new and counted once. When some event is already stored
+// (a redelivery, or another writer inserting it concurrently), the COPY
+// fails with a unique violation, is rolled back, and the batch goes in
+// again with INSERT … ON CONFLICT DO NOTHING, which counts only the rows it
+// inserts. Events are sorted by id, so two writers inserting the same
+// events take them in the same order and cannot deadlock.
+//
+// A large batch is split by session into lanes written concurrently, each
+// in its own transaction (see Lanes). A failure in one lane fails the call;
+// the lanes already committed make the retry of the batch find their
+// events stored, which the ON CONFLICT path skips.
+//
+// When Postgres refuses a value (e.g. \u0000 inside jsonb), the batch is
+// split in halves until the refused events are alone, and those are
+// returned, so the caller can record them as errors instead of stalling
+// the partition.
 func (s *Store) InsertEvents(ctx context.Context, events []event.Event) ([]Rejected, error) {
+	lanes := splitBySession(uniqueByID(events), min(s.lanes, len(events)/minLane))
+	if len(lanes) == 1 {
+		return s.insertSplitting(ctx, lanes[0])
+	}
+	rejected := make([][]Rejected, len(lanes))
+	g, ctx := errgroup.WithContext(ctx)
+	for i, lane := range lanes {
+		g.Go(func() (err error) {
+			rejected[i], err = s.insertSplitting(ctx, lane)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return slices.Concat(rejected...), nil
+}
+
+// splitBySession deals events into n lanes by session (keeping their
+// order); all the events of a session go to the same lane.
+func splitBySession(events []event.Event, n int) [][]event.Event {
+	if n <= 1 {
+		return [][]event.Event{events}
+	}
+	lanes := make([][]event.Event, n)
+	for _, e := range events {
+		i := int(binary.BigEndian.Uint32(e.SessionID[12:]) % uint32(n))
+		lanes[i] = append(lanes[i], e)
+	}
+	return slices.DeleteFunc(lanes, func(l []event.Event) bool { return len(l) == 0 })
+}
+
+// insertSplitting inserts events, bisecting around refused rows.
+func (s *Store) insertSplitting(ctx context.Context, events []event.Event) ([]Rejected, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
-	err := s.insertEvents(ctx, events)
-	if err == nil || !pg.IsDataError(err) {
+	err := s.insertBatch(ctx, events)
+	switch {
+	case err == nil:
+		return nil, nil
+	case !pg.IsDataError(err):
+		return nil, err
+	case len(events) == 1:
+		return []Rejected{{Event: events[0], Err: err}}, nil
+	}
+	half := len(events) / 2
+	rejected, err := s.insertSplitting(ctx, events[:half])
+	if err != nil {
 		return nil, err
 	}
-	var rejected []Rejected
-	for _, e := range events {
-		err := s.insertEvents(ctx, []event.Event{e})
-		switch {
-		case err == nil:
-		case pg.IsDataError(err):
-			rejected = append(rejected, Rejected{Event: e, Err: err})
-		default:
-			return nil, err
-		}
+	more, err := s.insertSplitting(ctx, events[half:])
+	if err != nil {
+		return nil, err
 	}
-	return rejected, nil
+	return append(rejected, more...), nil
 }
 
-func (s *Store) insertEvents(ctx context.Context, events []event.Event) error {
+// insertBatch stores events (unique, sorted by id) in one transaction:
+// with COPY, or with ON CONFLICT when some are already stored.
+func (s *Store) insertBatch(ctx context.Context, events []event.Event) error {
+	err := s.copyBatch(ctx, events)
+	if err == nil || !(pg.IsUniqueViolation(err) || isDeadlock(err)) {
+		return err
+	}
+	return s.insertOnConflict(ctx, events)
+}
+
+// copyBatch COPYs events into events and folds them into their sessions,
+// in one transaction. It fails with a unique violation, and stores
+// nothing, when any event is already stored.
+func (s *Store) copyBatch(ctx context.Context, events []event.Event) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("copy %d events: %w", len(events), err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if err := copyRows(ctx, tx, events); err != nil {
+		return fmt.Errorf("copy %d events: %w", len(events), err)
+	}
+	ids, apps, created, first, last, counts := aggregateSessions(events)
+	if _, err := tx.ExecContext(ctx, foldSessions, pq.Array(ids), pq.Array(apps), pq.Array(created),
+		pq.Array(first), pq.Array(last), pq.Array(counts)); err != nil {
+		return fmt.Errorf("fold %d sessions: %w", len(ids), err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("copy %d events: commit: %w", len(events), err)
+	}
+	return nil
+}
+
+// copyRows streams events into a COPY inside tx.
+func copyRows(ctx context.Context, tx *sql.Tx, events []event.Event) error {
+	stmt, err := tx.PrepareContext(ctx, copyEvents)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, e := range events {
+		var client any // NULL when the event carried no client time
+		if !e.ClientTimestamp.IsZero() {
+			client = e.ClientTimestamp
+		}
+		if _, err := stmt.ExecContext(ctx, e.ID.String(), e.AppID.String(), e.SessionID.String(), e.Category, e.Name,
+			string(e.Data), e.Timestamp, e.ReceivedAt, client); err != nil {
+			return err
+		}
+	}
+	_, err = stmt.ExecContext(ctx) // flushes the stream and reports its outcome
+	return err
+}
+
+// aggregateSessions computes what a batch adds to each session, in session
+// id order: the application (of the session's first event), the earliest
+// received time (created_at of a new session), the first and last event
+// times and the count.
+func aggregateSessions(events []event.Event) (ids, apps []string, created, first, last []string, counts []int64) {
+	type agg struct {
+		app                  string
+		created, first, last time.Time
+		count                int64
+	}
+	by := make(map[uuid.UUID]*agg, len(events)/8)
+	for _, e := range events {
+		a := by[e.SessionID]
+		if a == nil {
+			by[e.SessionID] = &agg{app: e.AppID.String(), created: e.ReceivedAt, first: e.Timestamp, last: e.Timestamp, count: 1}
+			continue
+		}
+		if e.ReceivedAt.Before(a.created) {
+			a.created = e.ReceivedAt
+		}
+		if e.Timestamp.Before(a.first) {
+			a.first = e.Timestamp
+		}
+		if e.Timestamp.After(a.last) {
+			a.last = e.Timestamp
+		}
+		a.count++
+	}
+	keys := make([]uuid.UUID, 0, len(by))
+	for id := range by {
+		keys = append(keys, id)
+	}
+	slices.SortFunc(keys, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	for _, id := range keys {
+		a := by[id]
+		ids, apps = append(ids, id.String()), append(apps, a.app)
+		created = append(created, a.created.Format(time.RFC3339Nano))
+		first, last = append(first, a.first.Format(time.RFC3339Nano)), append(last, a.last.Format(time.RFC3339Nano))
+		counts = append(counts, a.count)
+	}
+	return ids, apps, created, first, last, counts
+}
+
+// uniqueByID returns events sorted by id without repeats (a batch may
+// carry the same event twice; the first copy is kept).
+func uniqueByID(events []event.Event) []event.Event {
+	out := slices.Clone(events)
+	slices.SortStableFunc(out, func(a, b event.Event) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	return slices.CompactFunc(out, func(a, b event.Event) bool { return a.ID == b.ID })
+}
+
+// isDeadlock reports whether err is Postgres breaking a deadlock.
+func isDeadlock(err error) bool {
+	var pe *pq.Error
+	return errors.As(err, &pe) && pe.Code == "40P01"
+}
+
+// insertOnConflict stores events with INSERT … ON CONFLICT DO NOTHING,
+// counting in sessions only the rows it inserted.
+func (s *Store) insertOnConflict(ctx context.Context, events []event.Event) error {
 	n := len(events)
 	ids, apps, sessions := make([]string, n), make([]string, n), make([]string, n)
 	cats, names, data := make([]string, n), make([]string, n), make([]string, n)
@@ -102,7 +315,7 @@ func (s *Store) insertEvents(ctx context.Context, events []event.Event) error {
 			client[i] = sql.NullString{String: e.ClientTimestamp.Format(time.RFC3339Nano), Valid: true}
 		}
 	}
-	_, err := s.db.ExecContext(ctx, insertEvents, pq.Array(ids), pq.Array(apps), pq.Array(sessions),
+	_, err := s.db.ExecContext(ctx, insertEventsOnConflict, pq.Array(ids), pq.Array(apps), pq.Array(sessions),
 		pq.Array(cats), pq.Array(names), pq.Array(data), pq.Array(ts), pq.Array(recv), pq.Array(client))
 	if err != nil {
 		return fmt.Errorf("insert %d events: %w", n, err)
@@ -111,11 +324,14 @@ func (s *Store) insertEvents(ctx context.Context, events []event.Event) error {
 }
 
 const insertErrors = `
-INSERT INTO errors (id, app_id, session_id, stage, reason_codes, reasons, payload, received_at, detected_at)
+INSERT INTO errors (id, app_id, session_id, stage, reason_codes, reasons, payload, received_at, detected_at,
+	category, name, schema_version, replay_of)
 SELECT id, app_id, session_id, stage,
-	ARRAY(SELECT r->>'code' FROM jsonb_array_elements(reasons) r), reasons, payload, received_at, detected_at
-FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], $6::bytea[], $7::timestamptz[], $8::timestamptz[])
-	AS t(id, app_id, session_id, stage, reasons, payload, received_at, detected_at)
+	ARRAY(SELECT r->>'code' FROM jsonb_array_elements(reasons) r), reasons, payload, received_at, detected_at,
+	category, name, schema_version, replay_of
+FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], $6::bytea[], $7::timestamptz[], $8::timestamptz[],
+	$9::text[], $10::text[], $11::integer[], $12::uuid[])
+	AS t(id, app_id, session_id, stage, reasons, payload, received_at, detected_at, category, name, schema_version, replay_of)
 ON CONFLICT (id) DO NOTHING`
 
 // InsertErrors stores error records idempotently.
@@ -144,8 +360,10 @@ func (s *Store) InsertErrors(ctx context.Context, recs []contract.Error) error {
 		payloads[i] = p
 		recv[i], detected[i] = r.ReceivedAt.Format(time.RFC3339Nano), r.DetectedAt.Format(time.RFC3339Nano)
 	}
+	x := extrasOf(recs)
 	_, err := s.db.ExecContext(ctx, insertErrors, pq.Array(ids), pq.Array(apps), pq.Array(sessions),
-		pq.Array(stages), pq.Array(reasons), payloads, pq.Array(recv), pq.Array(detected))
+		pq.Array(stages), pq.Array(reasons), payloads, pq.Array(recv), pq.Array(detected),
+		pq.Array(x.categories), pq.Array(x.names), pq.Array(x.versions), pq.Array(x.replayOf))
 	if err != nil {
 		return fmt.Errorf("insert %d errors: %w", n, err)
 	}

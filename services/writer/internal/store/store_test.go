@@ -85,11 +85,22 @@ func TestInsertEventsIsIdempotent(t *testing.T) {
 	}
 }
 
-func TestConcurrentWritersCountEveryEventOnce(t *testing.T) {
+func TestConcurrentWritersCountEveryEventOnce(t *testing.T) { concurrentWriters(t, 3, 30) }
+
+// Batches large enough to be split into lanes.
+func TestConcurrentWritersWithLanesCountEveryEventOnce(t *testing.T) { concurrentWriters(t, 20, 600) }
+
+// concurrentWriters has 4 writers insert batches of perBatch events over
+// nSessions sessions, each redelivering its neighbour's batches meanwhile,
+// and checks the sessions count every event once.
+func concurrentWriters(t *testing.T, nSessions, perBatch int) {
 	st, db := newStore(t)
 	ctx := context.Background()
-	sessions := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
-	const writers, batches, perBatch = 4, 10, 30
+	var sessions []uuid.UUID
+	for range nSessions {
+		sessions = append(sessions, uuid.New())
+	}
+	const writers, batches = 4, 10
 	var all []event.Event
 	for range writers * batches * perBatch {
 		all = append(all, newEvent(sessions[len(all)%len(sessions)], time.Date(2021, 1, 1, 0, 0, len(all), 0, time.UTC), `{"k":"v"}`))
@@ -144,6 +155,76 @@ func TestRefusedRowsAreReturnedNotStalled(t *testing.T) {
 	}
 	if a := aggOf(t, db, session); a.Count != 2 {
 		t.Fatalf("session count %d, want 2", a.Count)
+	}
+}
+
+func TestPartlyRedeliveredBatchStoresOnlyTheNewEvents(t *testing.T) {
+	st, db := newStore(t)
+	ctx := context.Background()
+	session := uuid.New()
+	t0 := time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)
+	var all []event.Event
+	for i := range 20 {
+		all = append(all, newEvent(session, t0.Add(time.Duration(i)*time.Minute), `{"a":1}`))
+	}
+	if _, err := st.InsertEvents(ctx, all[5:10]); err != nil {
+		t.Fatal(err)
+	}
+	// The COPY of this batch meets stored ids and falls back to ON CONFLICT.
+	if rej, err := st.InsertEvents(ctx, all); err != nil || len(rej) != 0 {
+		t.Fatalf("insert: %v %v", rej, err)
+	}
+	var n int
+	db.Get(&n, `SELECT count(*) FROM events WHERE session_id = $1`, session)
+	a := aggOf(t, db, session)
+	if n != 20 || a.Count != 20 || !a.First.Equal(t0) || !a.Last.Equal(t0.Add(19*time.Minute)) {
+		t.Fatalf("rows %d, session %+v", n, a)
+	}
+}
+
+// A batch large enough to be split into lanes, with a refused row in it:
+// every other event is stored and counted once, the refused one comes back,
+// and a redelivery changes nothing.
+func TestLargeBatchWithARefusedRow(t *testing.T) {
+	st, db := newStore(t)
+	ctx := context.Background()
+	t0 := time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)
+	sessions := make([]uuid.UUID, 40)
+	for i := range sessions {
+		sessions[i] = uuid.New()
+	}
+	var batch []event.Event
+	want := map[uuid.UUID]sessionAgg{}
+	for i := range 3000 {
+		s, ts := sessions[i%len(sessions)], t0.Add(time.Duration(i)*time.Second)
+		batch = append(batch, newEvent(s, ts, `{"a":1}`))
+		a := want[s]
+		if a.Count == 0 {
+			a.First = ts
+		}
+		a.Count, a.Last = a.Count+1, ts
+		want[s] = a
+	}
+	bad := newEvent(sessions[0], t0, `{"a":"nul\u0000here"}`)
+	batch = append(batch[:1234], append([]event.Event{bad}, batch[1234:]...)...)
+	for range 2 {
+		rej, err := st.InsertEvents(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rej) != 1 || rej[0].Event.ID != bad.ID {
+			t.Fatalf("rejected %d: %+v", len(rej), rej)
+		}
+		for _, s := range sessions {
+			if got := aggOf(t, db, s); got.Count != want[s].Count || !got.First.Equal(want[s].First) || !got.Last.Equal(want[s].Last) {
+				t.Fatalf("session %s: %+v, want %+v", s, got, want[s])
+			}
+		}
+	}
+	var n int
+	db.Get(&n, `SELECT count(*) FROM events`)
+	if n != 3000 {
+		t.Fatalf("%d events stored, want 3000", n)
 	}
 }
 

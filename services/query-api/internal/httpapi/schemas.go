@@ -1,0 +1,181 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/the-eye/eye/pkg/httpx"
+	"github.com/the-eye/eye/pkg/schema"
+	"github.com/the-eye/eye/services/query-api/internal/schemas"
+)
+
+// schemaAPI serves /admin/schemas.
+type schemaAPI struct {
+	store *schemas.Store
+	pub   *schemas.Publisher
+}
+
+// WithSchemas serves the schema registry under /admin/schemas: versions are
+// stored in store and published through pub.
+func WithSchemas(store *schemas.Store, pub *schemas.Publisher) Option {
+	return func(a *API) { a.schemas = &schemaAPI{store: store, pub: pub} }
+}
+
+// registerSchemas mounts the schema routes behind the admin-scope
+// middleware, when the API has a schema store.
+func (a *API) registerSchemas(r gin.IRoutes, adminScope gin.HandlerFunc) {
+	if a.schemas == nil {
+		return
+	}
+	httpx.Handle(r, http.MethodPost, "/admin/schemas", adminScope, a.schemas.add)
+	httpx.Handle(r, http.MethodGet, "/admin/schemas", adminScope, a.schemas.list)
+	httpx.Handle(r, http.MethodGet, "/admin/schemas/:category/:name/:version", adminScope, a.schemas.get)
+}
+
+// SchemaRequest is the body that adds a schema version.
+type SchemaRequest struct {
+	Category string `json:"category" example:"page interaction"`
+	Name     string `json:"name" example:"pageview"`
+	// Schema is a JSON Schema (draft 2020-12 unless it says otherwise with
+	// $schema) for the events' data object.
+	Schema json.RawMessage `json:"schema" swaggertype:"object"`
+}
+
+// SchemaList is a page of schema versions.
+type SchemaList struct {
+	Results []schemas.Record `json:"results"`
+	Next    *string          `json:"next"`
+}
+
+// maxSchemaBody bounds the body that adds a schema.
+const maxSchemaBody = 256 << 10
+
+// add stores a new schema version and publishes it to the validators.
+//
+//	@Summary		Add a schema version
+//	@Description	Stores schema as the next version (1, 2, …) of the event type category/name; versions are immutable. The schema validates the data object of the type's events: an event names the version it follows with "schema_version", otherwise the latest applies, and data that fails it becomes an error record with reason schema_violation (JSON pointer of the failing field). The schema is compiled first: one that does not compile, or references another document (only "#/…" references inside it work), gets 400 invalid_schema with the compiler's message. Once stored it is published to the validators, which apply it within seconds; published_at is null if Kafka did not acknowledge in time, and it is then published again every few seconds.
+//	@Tags			schemas
+//	@Accept			json
+//	@Produce		json
+//	@Security		BearerKey
+//	@Param			schema	body		SchemaRequest	true	"type and JSON Schema"
+//	@Success		201		{object}	schemas.Record	"with a Location header"
+//	@Failure		400		{object}	httpx.ErrorBody	"invalid_body, invalid_schema"
+//	@Failure		401		{object}	httpx.ErrorBody
+//	@Failure		403		{object}	httpx.ErrorBody
+//	@Failure		413		{object}	httpx.ErrorBody
+//	@Router			/admin/schemas/ [post]
+func (s *schemaAPI) add(c *gin.Context) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxSchemaBody))
+	if err != nil {
+		httpx.Abort(c, http.StatusRequestEntityTooLarge, "body_too_large", "request body is over 256 KiB")
+		return
+	}
+	var req SchemaRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || dec.More() {
+		httpx.Abort(c, http.StatusBadRequest, "invalid_body", `the body must be one JSON object {"category", "name", "schema"}`)
+		return
+	}
+	if len(req.Schema) == 0 || string(req.Schema) == "null" {
+		httpx.Abort(c, http.StatusBadRequest, "invalid_body", "schema is required")
+		return
+	}
+	ctx := c.Request.Context()
+	rec, err := s.store.Add(ctx, req.Category, req.Name, req.Schema, httpx.PrincipalOf(c).KeyID)
+	if errors.Is(err, schema.ErrInvalid) {
+		httpx.Abort(c, http.StatusBadRequest, "invalid_schema", err.Error())
+		return
+	}
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	// Stored: the answer is 201 whatever Kafka says; the Publisher retries.
+	if err := s.pub.Publish(ctx, rec); err != nil {
+		_ = c.Error(err) // logged with the request
+	} else if got, err := s.store.Get(ctx, rec.Category, rec.Name, rec.Version); err == nil {
+		rec = got
+	}
+	c.Header("Location", "/admin/schemas/"+url.PathEscape(rec.Category)+"/"+url.PathEscape(rec.Name)+"/"+strconv.Itoa(rec.Version))
+	c.JSON(http.StatusCreated, rec)
+}
+
+// list lists schema versions.
+//
+//	@Summary		List schema versions
+//	@Description	By category, name, then version, with their JSON Schemas. Keyset pagination: pass the previous page's "next" as cursor.
+//	@Tags			schemas
+//	@Produce		json
+//	@Security		BearerKey
+//	@Param			category	query		string	false	"category, exact"
+//	@Param			name		query		string	false	"name, exact"
+//	@Param			limit		query		int		false	"page size, 1..1000 (default 100)"
+//	@Param			cursor		query		string	false	"the previous page's next"
+//	@Success		200			{object}	SchemaList
+//	@Failure		400			{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor"
+//	@Failure		401			{object}	httpx.ErrorBody
+//	@Failure		403			{object}	httpx.ErrorBody
+//	@Router			/admin/schemas/ [get]
+func (s *schemaAPI) list(c *gin.Context) {
+	page := schemas.Page{Cursor: c.Query("cursor")}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > schemas.MaxLimit {
+			httpx.Abort(c, http.StatusBadRequest, "invalid_parameter", "limit: must be 1.."+strconv.Itoa(schemas.MaxLimit))
+			return
+		}
+		page.Limit = n
+	}
+	recs, next, err := s.store.List(c.Request.Context(), schemas.Filter{Category: c.Query("category"), Name: c.Query("name")}, page)
+	if errors.Is(err, schemas.ErrBadCursor) {
+		httpx.Abort(c, http.StatusBadRequest, "invalid_cursor", "the cursor is invalid")
+		return
+	}
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, SchemaList{Results: recs, Next: nextOf(next)})
+}
+
+// get returns one schema version.
+//
+//	@Summary		Get a schema version
+//	@Description	Category and name are path segments, percent-encoded ("page%20interaction"). A category or name containing "/" cannot be addressed here: list with ?category=&name= instead.
+//	@Tags			schemas
+//	@Produce		json
+//	@Security		BearerKey
+//	@Param			category	path		string	true	"category"
+//	@Param			name		path		string	true	"name"
+//	@Param			version		path		int		true	"version"
+//	@Success		200			{object}	schemas.Record
+//	@Failure		401			{object}	httpx.ErrorBody
+//	@Failure		403			{object}	httpx.ErrorBody
+//	@Failure		404			{object}	httpx.ErrorBody
+//	@Router			/admin/schemas/{category}/{name}/{version} [get]
+func (s *schemaAPI) get(c *gin.Context) {
+	v, err := strconv.Atoi(c.Param("version"))
+	if err != nil || v < 1 {
+		httpx.Abort(c, http.StatusNotFound, "not_found", "no such schema version: the version is not a positive integer")
+		return
+	}
+	rec, err := s.store.Get(c.Request.Context(), c.Param("category"), c.Param("name"), v)
+	if errors.Is(err, schemas.ErrNotFound) {
+		httpx.Abort(c, http.StatusNotFound, "not_found", "no such schema version")
+		return
+	}
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, rec)
+}

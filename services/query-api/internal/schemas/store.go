@@ -1,0 +1,292 @@
+// Package schemas is query-api's side of the per-type JSON Schemas: their
+// storage in Postgres (table event_schemas), the loading of EYE_SCHEMA_DIR
+// at start, and their publication on the compacted schemas topic that the
+// validators follow (pkg/schema). Postgres is the source of truth; the topic
+// is how validators learn of a version within seconds.
+package schemas
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/the-eye/eye/pkg/schema"
+)
+
+// Errors of the store.
+var (
+	// ErrNotFound: no such schema version.
+	ErrNotFound = errors.New("no such schema version")
+	// ErrConflict: a version exists with other content; versions are
+	// immutable.
+	ErrConflict = errors.New("schema version exists with different content")
+	// ErrBadCursor: a list cursor that this store did not make.
+	ErrBadCursor = errors.New("invalid cursor")
+)
+
+// Page sizes of List.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+// Record is a stored schema version.
+type Record struct {
+	Category string `json:"category" example:"page interaction"`
+	Name     string `json:"name" example:"pageview"`
+	Version  int    `json:"version" example:"1"`
+	// Schema is the JSON Schema document, as Postgres's jsonb gives it back
+	// (same meaning, keys possibly reordered).
+	Schema    json.RawMessage `json:"schema" swaggertype:"object"`
+	CreatedAt time.Time       `json:"created_at"`
+	// CreatedBy is the id of the admin key that added it; null for a
+	// version loaded from EYE_SCHEMA_DIR.
+	CreatedBy *uuid.UUID `json:"created_by"`
+	// PublishedAt is when the schemas topic acknowledged it, i.e. when
+	// validators could start applying it; null until then (query-api
+	// retries every few seconds).
+	PublishedAt *time.Time `json:"published_at"`
+}
+
+// Filter narrows List; empty fields match everything.
+type Filter struct {
+	Category string
+	Name     string
+}
+
+// Page asks for one page of a list.
+type Page struct {
+	Limit  int    // 1..MaxLimit, 0 for DefaultLimit
+	Cursor string // "" for the first page
+}
+
+// Store keeps schema versions in Postgres.
+type Store struct {
+	db      *sqlx.DB
+	timeout time.Duration
+}
+
+// NewStore returns a store on db whose statements run under timeout.
+func NewStore(db *sqlx.DB, timeout time.Duration) (*Store, error) {
+	if db == nil || timeout <= 0 {
+		return nil, errors.New("schemas: need a db and a positive timeout")
+	}
+	return &Store{db: db, timeout: timeout}, nil
+}
+
+const cols = `category, name, version, schema, created_at, created_by, published_at`
+
+type row struct {
+	Category    string        `db:"category"`
+	Name        string        `db:"name"`
+	Version     int           `db:"version"`
+	Schema      []byte        `db:"schema"`
+	CreatedAt   time.Time     `db:"created_at"`
+	CreatedBy   uuid.NullUUID `db:"created_by"`
+	PublishedAt sql.NullTime  `db:"published_at"`
+}
+
+func (r row) record() Record {
+	rec := Record{Category: r.Category, Name: r.Name, Version: r.Version, Schema: r.Schema, CreatedAt: r.CreatedAt.UTC()}
+	if r.CreatedBy.Valid {
+		rec.CreatedBy = &r.CreatedBy.UUID
+	}
+	if r.PublishedAt.Valid {
+		t := r.PublishedAt.Time.UTC()
+		rec.PublishedAt = &t
+	}
+	return rec
+}
+
+// lockType serialises the writers of one type's versions until the
+// transaction ends (a hash collision only serialises two types).
+const lockType = `SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 4))`
+
+// Add compiles src and stores it as the next version of category/name
+// (1 for a new type). A schema that does not compile is refused with an
+// error wrapping schema.ErrInvalid and carrying the compiler's message.
+func (s *Store) Add(ctx context.Context, category, name string, src []byte, by uuid.UUID) (Record, error) {
+	if _, err := schema.Compile(category, name, 1, src); err != nil {
+		return Record{}, err
+	}
+	const insert = `
+		INSERT INTO event_schemas (category, name, version, schema, created_by)
+		SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3::jsonb, $4
+		FROM event_schemas WHERE category = $1 AND name = $2
+		RETURNING ` + cols
+	var r row
+	err := s.tx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, lockType, category, name); err != nil {
+			return err
+		}
+		return tx.GetContext(ctx, &r, insert, category, name, string(src), by)
+	})
+	if err != nil {
+		return Record{}, fmt.Errorf("add schema: %w", err)
+	}
+	return r.record(), nil
+}
+
+// Put stores a compiled version as it is, unless that version exists: then
+// it reports whether it was inserted, or ErrConflict when the stored
+// content differs (as JSON values: whitespace and key order do not count).
+func (s *Store) Put(ctx context.Context, sc *schema.Schema) (inserted bool, err error) {
+	const (
+		insert = `
+			INSERT INTO event_schemas (category, name, version, schema) VALUES ($1, $2, $3, $4::jsonb)
+			ON CONFLICT (category, name, version) DO NOTHING`
+		same = `SELECT schema = $4::jsonb FROM event_schemas WHERE category = $1 AND name = $2 AND version = $3`
+	)
+	err = s.tx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, lockType, sc.Category, sc.Name); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, insert, sc.Category, sc.Name, sc.Version, string(sc.Source))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			inserted = n == 1
+			return err
+		}
+		var equal bool
+		if err := tx.GetContext(ctx, &equal, same, sc.Category, sc.Name, sc.Version, string(sc.Source)); err != nil {
+			return err
+		}
+		if !equal {
+			return ErrConflict
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("put schema %s: %w", sc.Ref(), err)
+	}
+	return inserted, nil
+}
+
+// Get returns one version, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, category, name string, version int) (Record, error) {
+	const q = `SELECT ` + cols + ` FROM event_schemas WHERE category = $1 AND name = $2 AND version = $3`
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	var r row
+	err := s.db.GetContext(ctx, &r, q, category, name, version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Record{}, ErrNotFound
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("get schema: %w", err)
+	}
+	return r.record(), nil
+}
+
+// cursor is the position after the last version of a page.
+type cursor struct {
+	C string `json:"c"`
+	N string `json:"n"`
+	V int    `json:"v"`
+}
+
+// List lists versions by category, name and version, a page at a time;
+// next is "" after the last page.
+func (s *Store) List(ctx context.Context, f Filter, p Page) (recs []Record, next string, err error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	limit = min(limit, MaxLimit)
+	var after cursor
+	first := p.Cursor == ""
+	if !first {
+		b, err := base64.RawURLEncoding.DecodeString(p.Cursor)
+		if err != nil || json.Unmarshal(b, &after) != nil || after.V < 1 {
+			return nil, "", ErrBadCursor
+		}
+	}
+	const q = `
+		SELECT ` + cols + ` FROM event_schemas
+		WHERE ($1 = '' OR category = $1) AND ($2 = '' OR name = $2)
+		  AND ($3 OR (category, name, version) > ($4, $5, $6))
+		ORDER BY category, name, version LIMIT $7`
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	var rows []row
+	if err := s.db.SelectContext(ctx, &rows, q, f.Category, f.Name, first, after.C, after.N, after.V, limit+1); err != nil {
+		return nil, "", fmt.Errorf("list schemas: %w", err)
+	}
+	recs = make([]Record, 0, min(len(rows), limit))
+	for _, r := range rows[:min(len(rows), limit)] {
+		recs = append(recs, r.record())
+	}
+	if len(rows) > limit {
+		last := rows[limit-1]
+		b, _ := json.Marshal(cursor{C: last.Category, N: last.Name, V: last.Version}) // plain fields: cannot fail
+		next = base64.RawURLEncoding.EncodeToString(b)
+	}
+	return recs, next, nil
+}
+
+// Unpublished returns up to limit versions the schemas topic has not
+// acknowledged yet, by type and version.
+func (s *Store) Unpublished(ctx context.Context, limit int) ([]Record, error) {
+	const q = `
+		SELECT ` + cols + ` FROM event_schemas
+		WHERE published_at IS NULL
+		ORDER BY category, name, version LIMIT $1`
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	var rows []row
+	if err := s.db.SelectContext(ctx, &rows, q, limit); err != nil {
+		return nil, fmt.Errorf("unpublished schemas: %w", err)
+	}
+	out := make([]Record, len(rows))
+	for i, r := range rows {
+		out[i] = r.record()
+	}
+	return out, nil
+}
+
+// MarkPublished records that the topic acknowledged recs (a version keeps
+// the time of its first acknowledgement).
+func (s *Store) MarkPublished(ctx context.Context, recs []Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	cats, names, versions := make([]string, len(recs)), make([]string, len(recs)), make([]int64, len(recs))
+	for i, r := range recs {
+		cats[i], names[i], versions[i] = r.Category, r.Name, int64(r.Version)
+	}
+	const q = `
+		UPDATE event_schemas s SET published_at = now()
+		FROM unnest($1::text[], $2::text[], $3::int[]) AS p(category, name, version)
+		WHERE s.category = p.category AND s.name = p.name AND s.version = p.version AND s.published_at IS NULL`
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if _, err := s.db.ExecContext(ctx, q, pq.Array(cats), pq.Array(names), pq.Array(versions)); err != nil {
+		return fmt.Errorf("mark schemas published: %w", err)
+	}
+	return nil
+}
+
+// tx runs f in a transaction under the store's timeout.
+func (s *Store) tx(ctx context.Context, f func(context.Context, *sqlx.Tx) error) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(ctx, tx); err != nil {
+		_ = tx.Rollback() // the error that matters is f's
+		return err
+	}
+	return tx.Commit()
+}

@@ -1,0 +1,96 @@
+package store_test
+
+// The writer's real per-batch handler, sink.Events, in BenchmarkWriter:
+// envelopes decoded from their Kafka bytes, CheckSessions, InsertEvents,
+// InsertErrors. It lives in the external test package because the sink
+// imports the store.
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/the-eye/eye/pkg/contract"
+	"github.com/the-eye/eye/pkg/event"
+	"github.com/the-eye/eye/services/writer/internal/sink"
+	"github.com/the-eye/eye/services/writer/internal/store"
+)
+
+func init() {
+	for _, c := range []struct {
+		name           string
+		size, parallel int
+	}{{"sink.Events/b1000", 1000, 1}, {"sink.Events/b5000", 5000, 1}, {"sink.Events_x2/b1000", 1000, 2}} {
+		store.AddBenchCase(c.name, c.size, c.parallel, encodeBacklog, func(ctx context.Context, db *sqlx.DB, batch []event.Event) error {
+			st, err := store.New(db) // New and sink.New do no I/O
+			if err != nil {
+				return err
+			}
+			sk, err := sink.New(st)
+			if err != nil {
+				return err
+			}
+			return sk.Events(ctx, messagesOf(batch))
+		})
+	}
+}
+
+var (
+	encodeOnce sync.Once
+	encoded    map[[16]byte]contract.Message
+)
+
+// encodeBacklog encodes the backlog as the events topic carries it, once.
+func encodeBacklog() {
+	encodeOnce.Do(func() {
+		all := store.BenchBacklog()
+		encoded = make(map[[16]byte]contract.Message, len(all))
+		for _, e := range all {
+			m, err := contract.Encode("events", e.SessionID.String(), &contract.Event{
+				ID: e.ID, AppID: e.AppID, SessionID: e.SessionID, Category: e.Category, Name: e.Name,
+				Data: e.Data, Timestamp: e.Timestamp, ClientTimestamp: e.ClientTimestamp, ReceivedAt: e.ReceivedAt,
+			})
+			if err != nil {
+				panic(err)
+			}
+			encoded[e.ID] = m
+		}
+	})
+}
+
+// messagesOf returns batch as the events topic carries it.
+func messagesOf(batch []event.Event) []contract.Message {
+	out := make([]contract.Message, len(batch))
+	for i, e := range batch {
+		out[i] = encoded[e.ID]
+	}
+	return out
+}
+
+// BenchmarkDecodeEvent is the CPU sink.Events spends per event before any
+// database work: contract.Decode (which unmarshals the envelope twice, for
+// its header and then for its body) against a single json.Unmarshal.
+func BenchmarkDecodeEvent(b *testing.B) {
+	encodeBacklog()
+	all := store.BenchBacklog()
+	msgs := messagesOf(all[:1000])
+	b.Run("contract.Decode", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			var e contract.Event
+			if err := contract.Decode(msgs[i%len(msgs)].Value, &e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json.Unmarshal", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			var e contract.Event
+			if err := json.Unmarshal(msgs[i%len(msgs)].Value, &e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
