@@ -36,6 +36,7 @@ type cfg struct {
 	ReadKey      string `env:"EYE_DEV_READ_KEY" secret:"true"`
 	GatewayAddr  string `env:"EYE_GATEWAY_ADDR" default:":8080"`
 	QueryAddr    string `env:"EYE_QUERY_ADDR" default:":8081"`
+	SchemaDir    string `env:"EYE_SCHEMA_DIR" default:"deploy/schemas"`
 }
 
 var services = []string{"ingest-gateway", "validator", "writer", "query-api"}
@@ -97,6 +98,9 @@ func run(ctx context.Context) error {
 	env := append(os.Environ(),
 		"EYE_POSTGRES_DSN="+dsn, "EYE_KAFKA_BROKERS="+brokers,
 		"EYE_DEV_WRITE_KEY="+writeKey, "EYE_DEV_READ_KEY="+readKey)
+	if _, err := os.Stat(c.SchemaDir); err == nil {
+		env = append(env, "EYE_SCHEMA_DIR="+c.SchemaDir) // the shipped per-type schemas
+	}
 
 	ctx, cancelAll := context.WithCancel(ctx)
 	defer cancelAll()
