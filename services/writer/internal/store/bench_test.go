@@ -15,7 +15,7 @@ package store
 // copy_events/s and copy2_events/s (raw COPY on one and two connections),
 // x_copy and x_copy2 (the case's throughput over theirs), load1 (the
 // machine's load average: the reference machine is shared).
-// EYE_BENCH_CASES=substring runs only the matching cases.
+// EYE_BENCH_CASES=sub1,sub2 runs only the cases whose name contains one.
 
 import (
 	"context"
@@ -415,8 +415,8 @@ func bc(name string, size, parallel int, w writeFunc) benchCase {
 	return benchCase{name: name, size: size, parallel: parallel, w: w}
 }
 
-// benchCases lists the strategies; EYE_BENCH_CASES keeps those whose name
-// contains it.
+// benchCases lists the strategies; EYE_BENCH_CASES (comma-separated
+// substrings) keeps those whose name contains one of them.
 func benchCases() []benchCase {
 	unnest := withRejects((*Store).unnestInsertEvents)
 	cases := []benchCase{
@@ -442,7 +442,9 @@ func benchCases() []benchCase {
 	}
 	cases = append(cases, extraCases...)
 	if f := os.Getenv("EYE_BENCH_CASES"); f != "" {
-		cases = slices.DeleteFunc(cases, func(c benchCase) bool { return !strings.Contains(c.name, f) })
+		cases = slices.DeleteFunc(cases, func(c benchCase) bool {
+			return !slices.ContainsFunc(strings.Split(f, ","), func(sub string) bool { return strings.Contains(c.name, sub) })
+		})
 	}
 	return cases
 }
