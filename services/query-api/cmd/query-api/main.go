@@ -151,7 +151,10 @@ func run(ctx context.Context) error {
 	defer background.Wait() // before the producer closes
 	background.Go(func() { schemaPub.Run(ctx) })
 
-	api, err := httpapi.New(store, admins, authn, db.PingContext, httpapi.WithEraser(eraser), httpapi.WithSchemas(schemaStore, schemaPub),
+	// Ready when Postgres answers: reads need nothing else, and the features
+	// that publish to Kafka answer 503 on their own while it is away.
+	ready := httpx.Readyz(log, map[string]func(context.Context) error{"postgres": db.PingContext})
+	api, err := httpapi.New(store, admins, authn, ready, httpapi.WithEraser(eraser), httpapi.WithSchemas(schemaStore, schemaPub),
 		httpapi.WithReplayer(replayer))
 	if err != nil {
 		return err

@@ -83,7 +83,7 @@ func newSchemaServer(t *testing.T, topic *schemaTopic) (http.Handler, *schemas.P
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := New(store, admins, authn, db.PingContext, WithSchemas(ss, pub))
+	api, err := New(store, admins, authn, func(c *gin.Context) { c.Status(http.StatusOK) }, WithSchemas(ss, pub))
 	if err != nil {
 		t.Fatal(err)
 	}
