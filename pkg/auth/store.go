@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -156,4 +157,22 @@ func (s *PGStore) RegisterDevKeys(ctx context.Context, writeKey, readKey string)
 		}
 	}
 	return nil
+}
+
+// Setup is what a service that checks keys does at start-up: a key store on
+// db, the development keys registered (when given), and an authenticator
+// caching lookups for ttl.
+func Setup(ctx context.Context, db *sqlx.DB, ttl time.Duration, devWriteKey, devReadKey string) (*Authenticator, *PGStore, error) {
+	keys, err := NewPGStore(db)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := keys.RegisterDevKeys(ctx, devWriteKey, devReadKey); err != nil {
+		return nil, nil, err
+	}
+	a, err := NewAuthenticator(keys, ttl)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, keys, nil
 }

@@ -137,6 +137,17 @@ type Common struct {
 	StartupWait time.Duration `env:"EYE_STARTUP_TIMEOUT" default:"60s"`
 }
 
+// Keys configures API-key checking, for the services that authenticate.
+type Keys struct {
+	// CacheTTL is how long a key lookup is cached: how soon a revoked key
+	// stops working.
+	CacheTTL time.Duration `env:"EYE_KEY_CACHE_TTL" default:"5s"`
+	// DevWriteKey and DevReadKey, when set, are registered at start-up for
+	// the dev application (the read key with read and admin rights).
+	DevWriteKey string `env:"EYE_DEV_WRITE_KEY" secret:"true"`
+	DevReadKey  string `env:"EYE_DEV_READ_KEY" secret:"true"`
+}
+
 // Logger returns a JSON slog logger for service at the configured level.
 func (c Common) Logger(service string) *slog.Logger {
 	var level slog.Level

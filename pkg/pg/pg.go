@@ -43,6 +43,20 @@ func Open(ctx context.Context, dsn string) (*sqlx.DB, error) {
 	}
 }
 
+// OpenMigrated opens dsn (retrying until ctx ends) and applies the
+// migrations: what every service that uses Postgres does at start-up.
+func OpenMigrated(ctx context.Context, dsn string) (*sqlx.DB, error) {
+	db, err := Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := Migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
 // migrationLock is the advisory lock key that serialises migrations when
 // several services start at once.
 const migrationLock = 0x6579655f6d6967 // "eye_mig"

@@ -35,6 +35,7 @@ import (
 
 type cfg struct {
 	config.Common
+	config.Keys
 	Addr            string        `env:"EYE_GATEWAY_ADDR" default:":8080"`
 	MaxBodyBytes    int64         `env:"EYE_MAX_BODY_BYTES" default:"5242880"`
 	MaxEventBytes   int           `env:"EYE_MAX_EVENT_BYTES" default:"32768"`
@@ -48,9 +49,6 @@ type cfg struct {
 	RateBurst       int           `env:"EYE_RATE_BURST" default:"100000"`
 	AuthFailEvery   time.Duration `env:"EYE_AUTH_FAILURE_EVERY" default:"1s"`
 	AuthFailBurst   int           `env:"EYE_AUTH_FAILURE_BURST" default:"20"`
-	KeyCacheTTL     time.Duration `env:"EYE_KEY_CACHE_TTL" default:"5s"`
-	DevWriteKey     string        `env:"EYE_DEV_WRITE_KEY" secret:"true"`
-	DevReadKey      string        `env:"EYE_DEV_READ_KEY" secret:"true"`
 }
 
 func main() {
@@ -72,19 +70,13 @@ func run(ctx context.Context) error {
 
 	startCtx, cancel := context.WithTimeout(ctx, c.StartupWait)
 	defer cancel()
-	db, err := pg.Open(startCtx, c.PostgresDSN)
+	db, err := pg.OpenMigrated(startCtx, c.PostgresDSN)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := pg.Migrate(startCtx, db); err != nil {
-		return err
-	}
-	keys, err := auth.NewPGStore(db)
+	authn, _, err := auth.Setup(startCtx, db, c.Keys.CacheTTL, c.DevWriteKey, c.DevReadKey)
 	if err != nil {
-		return err
-	}
-	if err := keys.RegisterDevKeys(startCtx, c.DevWriteKey, c.DevReadKey); err != nil {
 		return err
 	}
 	brokers := kafkax.Brokers(c.Brokers)
@@ -106,10 +98,6 @@ func run(ctx context.Context) error {
 	svc, err := ingest.NewService(producer, sessions, topics, ingest.Limits{
 		MaxEvents: c.MaxBatchEvents, MaxStreamEvents: c.MaxStreamEvents, MaxEventBytes: c.MaxEventBytes, MaxDepth: c.MaxDepth,
 	})
-	if err != nil {
-		return err
-	}
-	authn, err := auth.NewAuthenticator(keys, c.KeyCacheTTL)
 	if err != nil {
 		return err
 	}

@@ -38,14 +38,12 @@ import (
 
 type cfg struct {
 	config.Common
+	config.Keys
 	Addr            string        `env:"EYE_QUERY_ADDR" default:":8081"`
 	QueryTimeout    time.Duration `env:"EYE_QUERY_TIMEOUT" default:"5s"`
 	FutureTolerance time.Duration `env:"EYE_FUTURE_TOLERANCE" default:"1m"`
-	KeyCacheTTL     time.Duration `env:"EYE_KEY_CACHE_TTL" default:"5s"`
 	RotationOverlap time.Duration `env:"EYE_KEY_ROTATION_OVERLAP" default:"24h"`
 	PublishTimeout  time.Duration `env:"EYE_PUBLISH_TIMEOUT" default:"5s"`
-	DevWriteKey     string        `env:"EYE_DEV_WRITE_KEY" secret:"true"`
-	DevReadKey      string        `env:"EYE_DEV_READ_KEY" secret:"true"`
 	// SchemaDir holds JSON Schemas to store at start-up, laid out as
 	// <category>/<name>/<version>.json (docs/schemas.md); empty: none.
 	SchemaDir string `env:"EYE_SCHEMA_DIR"`
@@ -70,22 +68,12 @@ func run(ctx context.Context) error {
 
 	startCtx, cancel := context.WithTimeout(ctx, c.StartupWait)
 	defer cancel()
-	db, err := pg.Open(startCtx, c.PostgresDSN)
+	db, err := pg.OpenMigrated(startCtx, c.PostgresDSN)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := pg.Migrate(startCtx, db); err != nil {
-		return err
-	}
-	keys, err := auth.NewPGStore(db)
-	if err != nil {
-		return err
-	}
-	if err := keys.RegisterDevKeys(startCtx, c.DevWriteKey, c.DevReadKey); err != nil {
-		return err
-	}
-	authn, err := auth.NewAuthenticator(keys, c.KeyCacheTTL)
+	authn, _, err := auth.Setup(startCtx, db, c.Keys.CacheTTL, c.DevWriteKey, c.DevReadKey)
 	if err != nil {
 		return err
 	}

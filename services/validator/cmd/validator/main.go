@@ -68,14 +68,11 @@ func run(ctx context.Context) error {
 	}
 	// Postgres only answers the applications' strict-types setting, asked
 	// for events of types without a schema (cached per application).
-	db, err := pg.Open(startCtx, c.PostgresDSN)
+	db, err := pg.OpenMigrated(startCtx, c.PostgresDSN)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := pg.Migrate(startCtx, db); err != nil {
-		return err
-	}
 	settings, err := auth.NewPGStore(db)
 	if err != nil {
 		return err

@@ -48,14 +48,11 @@ func run(ctx context.Context) error {
 
 	startCtx, cancel := context.WithTimeout(ctx, c.StartupWait)
 	defer cancel()
-	db, err := pg.Open(startCtx, c.PostgresDSN)
+	db, err := pg.OpenMigrated(startCtx, c.PostgresDSN)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := pg.Migrate(startCtx, db); err != nil {
-		return err
-	}
 	brokers := kafkax.Brokers(c.Brokers)
 	topics := contract.NewTopics(c.TopicPrefix)
 	if err := kafkax.EnsureTopics(startCtx, brokers, c.Partitions, c.Replication, topics.All()...); err != nil {
