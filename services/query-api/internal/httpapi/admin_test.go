@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/event"
@@ -28,9 +29,19 @@ const (
 	writeKey = "eye_w_httpapi_write_test_key_000000000"
 )
 
-// newAdminServer is the query API on a fresh database with the dev keys:
+// testServer is the query API on a fresh database with the dev keys:
 // adminKey (read + admin) and writeKey.
-func newAdminServer(t *testing.T) http.Handler {
+type testServer struct {
+	http.Handler
+	db    *sqlx.DB
+	keys  *auth.PGStore
+	store *query.Store
+}
+
+// newTestServer builds the API; features, when given, returns the options
+// that switch on what a test needs (erasure, replay, schemas), built on the
+// server's database and store.
+func newTestServer(t *testing.T, features func(s *testServer) []Option) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	db, err := pg.Open(ctx, testkit.Postgres(t))
@@ -38,24 +49,44 @@ func newAdminServer(t *testing.T) http.Handler {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	keys, _ := auth.NewPGStore(db)
-	if err := keys.RegisterDevKeys(ctx, writeKey, adminKey); err != nil {
+	s := &testServer{db: db}
+	if s.keys, err = auth.NewPGStore(db); err != nil {
 		t.Fatal(err)
 	}
-	authn, _ := auth.NewAuthenticator(keys, 50*time.Millisecond)
-	store, _ := query.NewStore(db, event.DefaultRules(), 5*time.Second)
+	if err := s.keys.RegisterDevKeys(ctx, writeKey, adminKey); err != nil {
+		t.Fatal(err)
+	}
+	authn, _ := auth.NewAuthenticator(s.keys, 50*time.Millisecond)
+	s.store, _ = query.NewStore(db, event.DefaultRules(), 5*time.Second)
 	admins, err := admin.NewStore(db, admin.Config{Timeout: 5 * time.Second, RotationOverlap: 2 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := New(store, admins, authn, func(c *gin.Context) { c.Status(http.StatusOK) })
+	var opts []Option
+	if features != nil {
+		opts = features(s)
+	}
+	api, err := New(s.store, admins, authn, func(c *gin.Context) { c.Status(http.StatusOK) }, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	gin.SetMode(gin.TestMode)
 	r := gin.New()
 	api.Register(r)
-	return r
+	s.Handler = r
+	return s
+}
+
+// addReader gives app a read key on s.
+func (s *testServer) addReader(t *testing.T, app uuid.UUID, key string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.keys.EnsureApplication(ctx, app, "reader"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.keys.PutKey(ctx, app, key, "reader", auth.ScopeRead); err != nil {
+		t.Fatal(err)
+	}
 }
 
 type answer struct {
@@ -90,7 +121,7 @@ func call(t *testing.T, h http.Handler, method, path, key, body string) answer {
 }
 
 func TestAdminApplications(t *testing.T) {
-	h := newAdminServer(t)
+	h := newTestServer(t, nil)
 	res := call(t, h, "POST", "/admin/applications/", adminKey,
 		`{"name": "shop", "allowed_origins": ["https://Shop.example", "http://localhost:3000"], "rate_limit": 20, "rate_burst": 40, "strict_sessions": true}`)
 	if res.status != http.StatusCreated {
@@ -193,7 +224,7 @@ func TestAdminApplications(t *testing.T) {
 }
 
 func TestAdminKeys(t *testing.T) {
-	h := newAdminServer(t)
+	h := newTestServer(t, nil)
 	var app admin.Application
 	call(t, h, "POST", "/admin/applications", adminKey, `{"name": "shop"}`).decode(t, &app)
 	keysPath := "/admin/applications/" + app.ID.String() + "/keys"
@@ -291,7 +322,7 @@ func TestAdminKeys(t *testing.T) {
 }
 
 func TestAdminNeedsTheAdminScope(t *testing.T) {
-	h := newAdminServer(t)
+	h := newTestServer(t, nil)
 	var app admin.Application
 	call(t, h, "POST", "/admin/applications", adminKey, `{"name": "shop"}`).decode(t, &app)
 	var r admin.CreatedKey

@@ -7,16 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/event"
-	"github.com/the-eye/eye/pkg/pg"
-	"github.com/the-eye/eye/pkg/testkit"
-	"github.com/the-eye/eye/services/query-api/internal/admin"
 	"github.com/the-eye/eye/services/query-api/internal/query"
 )
 
@@ -33,41 +29,19 @@ func (r *rawTopic) Publish(_ context.Context, msgs ...contract.Message) error {
 	return nil
 }
 
-// newErrorsServer is the query API with a replayer on topic, on a fresh
-// database with adminKey (read + admin) and errorsReaderKey.
+// newErrorsServer is the query API with a replayer on topic, with adminKey
+// (read + admin) and errorsReaderKey.
 func newErrorsServer(t *testing.T, topic *rawTopic) (http.Handler, *sqlx.DB) {
 	t.Helper()
-	ctx := context.Background()
-	db, err := pg.Open(ctx, testkit.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	keys, _ := auth.NewPGStore(db)
-	if err := keys.RegisterDevKeys(ctx, writeKey, adminKey); err != nil {
-		t.Fatal(err)
-	}
-	if err := keys.EnsureApplication(ctx, errorsApp, "errors"); err != nil {
-		t.Fatal(err)
-	}
-	if err := keys.PutKey(ctx, errorsApp, errorsReaderKey, "reader", auth.ScopeRead); err != nil {
-		t.Fatal(err)
-	}
-	authn, _ := auth.NewAuthenticator(keys, 50*time.Millisecond)
-	store, _ := query.NewStore(db, event.DefaultRules(), 5*time.Second)
-	admins, _ := admin.NewStore(db, admin.Config{Timeout: 5 * time.Second, RotationOverlap: time.Hour})
-	replayer, err := query.NewReplayer(store, topic, "eye.events.raw.v1", time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := New(store, admins, authn, func(c *gin.Context) { c.Status(http.StatusOK) }, WithReplayer(replayer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gin.SetMode(gin.TestMode)
-	r := gin.New()
-	api.Register(r)
-	return r, db
+	s := newTestServer(t, func(s *testServer) []Option {
+		replayer, err := query.NewReplayer(s.store, topic, "eye.events.raw.v1", time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []Option{WithReplayer(replayer)}
+	})
+	s.addReader(t, errorsApp, errorsReaderKey)
+	return s, s.db
 }
 
 // TestErrorRoutes: the list's category and name filters, the summary, and

@@ -9,16 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/contract"
-	"github.com/the-eye/eye/pkg/event"
-	"github.com/the-eye/eye/pkg/pg"
-	"github.com/the-eye/eye/pkg/testkit"
-	"github.com/the-eye/eye/services/query-api/internal/admin"
 	"github.com/the-eye/eye/services/query-api/internal/query"
 )
 
@@ -41,42 +36,19 @@ func (p *publisher) Publish(_ context.Context, msgs ...contract.Message) error {
 	return nil
 }
 
-// newQueryServer is the query API with an eraser on pub, on a fresh
-// database with adminKey (dev application, read + admin), writeKey and
-// readerKey.
+// newQueryServer is the query API with an eraser on pub, with adminKey (dev
+// application, read + admin), writeKey and readerKey.
 func newQueryServer(t *testing.T, pub query.Publisher) (http.Handler, *sqlx.DB) {
 	t.Helper()
-	ctx := context.Background()
-	db, err := pg.Open(ctx, testkit.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	keys, _ := auth.NewPGStore(db)
-	if err := keys.RegisterDevKeys(ctx, writeKey, adminKey); err != nil {
-		t.Fatal(err)
-	}
-	if err := keys.EnsureApplication(ctx, readerApp, "reader"); err != nil {
-		t.Fatal(err)
-	}
-	if err := keys.PutKey(ctx, readerApp, readerKey, "reader", auth.ScopeRead); err != nil {
-		t.Fatal(err)
-	}
-	authn, _ := auth.NewAuthenticator(keys, 50*time.Millisecond)
-	store, _ := query.NewStore(db, event.DefaultRules(), 5*time.Second)
-	admins, _ := admin.NewStore(db, admin.Config{Timeout: 5 * time.Second, RotationOverlap: time.Hour})
-	eraser, err := query.NewEraser(store, pub, "eye.erasures.v1", time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := New(store, admins, authn, func(c *gin.Context) { c.Status(http.StatusOK) }, WithEraser(eraser))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gin.SetMode(gin.TestMode)
-	r := gin.New()
-	api.Register(r)
-	return r, db
+	s := newTestServer(t, func(s *testServer) []Option {
+		eraser, err := query.NewEraser(s.store, pub, "eye.erasures.v1", time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []Option{WithEraser(eraser)}
+	})
+	s.addReader(t, readerApp, readerKey)
+	return s, s.db
 }
 
 func insertEvent(t *testing.T, db *sqlx.DB, app, session uuid.UUID, category, name string, ts time.Time) uuid.UUID {

@@ -11,15 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
-	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/contract"
-	"github.com/the-eye/eye/pkg/event"
-	"github.com/the-eye/eye/pkg/pg"
-	"github.com/the-eye/eye/pkg/testkit"
 	"github.com/the-eye/eye/services/query-api/internal/admin"
-	"github.com/the-eye/eye/services/query-api/internal/query"
 	"github.com/the-eye/eye/services/query-api/internal/schemas"
 )
 
@@ -57,40 +50,24 @@ func (s *schemaTopic) setDown(down bool) {
 	s.mu.Unlock()
 }
 
-// newSchemaServer is the query API with the schema routes on a fresh
-// database, publishing to topic; the publisher is returned to run it.
+// newSchemaServer is the query API with the schema routes, publishing to
+// topic; the publisher is returned to run it.
 func newSchemaServer(t *testing.T, topic *schemaTopic) (http.Handler, *schemas.Publisher) {
 	t.Helper()
-	ctx := context.Background()
-	db, err := pg.Open(ctx, testkit.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	keys, _ := auth.NewPGStore(db)
-	if err := keys.RegisterDevKeys(ctx, writeKey, adminKey); err != nil {
-		t.Fatal(err)
-	}
-	authn, _ := auth.NewAuthenticator(keys, 50*time.Millisecond)
-	store, _ := query.NewStore(db, event.DefaultRules(), 5*time.Second)
-	admins, _ := admin.NewStore(db, admin.Config{Timeout: 5 * time.Second, RotationOverlap: time.Hour})
-	ss, err := schemas.NewStore(db, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := schemas.NewPublisher(schemas.PublisherConfig{Store: ss, Producer: topic, Topic: "eye.schemas.v1", Timeout: time.Second,
-		Interval: 20 * time.Millisecond, Ensure: func(context.Context) error { return nil }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := New(store, admins, authn, func(c *gin.Context) { c.Status(http.StatusOK) }, WithSchemas(ss, pub))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gin.SetMode(gin.TestMode)
-	r := gin.New()
-	api.Register(r)
-	return r, pub
+	var pub *schemas.Publisher
+	s := newTestServer(t, func(s *testServer) []Option {
+		ss, err := schemas.NewStore(s.db, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err = schemas.NewPublisher(schemas.PublisherConfig{Store: ss, Producer: topic, Topic: "eye.schemas.v1", Timeout: time.Second,
+			Interval: 20 * time.Millisecond, Ensure: func(context.Context) error { return nil }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []Option{WithSchemas(ss, pub)}
+	})
+	return s, pub
 }
 
 const pageviewSchema = `{"type": "object", "required": ["host", "path"], "properties": {"host": {"type": "string"}, "path": {"type": "string"}}}`
