@@ -46,6 +46,9 @@ type Topics struct {
 	Raw    string // raw events from the gateway, key = session id
 	Events string // validated events, key = session id
 	Errors string // error records, key = session id when known
+	// DeadLetter receives records that cannot even be decoded, exactly as
+	// they were, with the reason in headers (see DeadLetter).
+	DeadLetter string
 	// Erasures carries a Tombstone for every erased session, key = session
 	// id: consumers of the other topics delete what they hold of it.
 	Erasures string
@@ -61,14 +64,15 @@ func NewTopics(prefix string) Topics {
 	return Topics{
 		Raw:      prefix + "events.raw.v1",
 		Events:   prefix + "events.valid.v1",
-		Errors:   prefix + "events.errors.v1",
-		Erasures: prefix + "erasures.v1",
-		Schemas:  prefix + "schemas.v1",
+		Errors:     prefix + "events.errors.v1",
+		DeadLetter: prefix + "deadletter.v1",
+		Erasures:   prefix + "erasures.v1",
+		Schemas:    prefix + "schemas.v1",
 	}
 }
 
 // All lists every topic.
-func (t Topics) All() []string { return []string{t.Raw, t.Events, t.Errors, t.Erasures} }
+func (t Topics) All() []string { return []string{t.Raw, t.Events, t.Errors, t.DeadLetter, t.Erasures} }
 
 // Message is a record to publish or a record consumed, independent of the
 // Kafka client.
@@ -77,6 +81,30 @@ type Message struct {
 	Key     []byte
 	Value   []byte
 	Headers map[string]string
+	// Partition and Offset locate a consumed record; unset when publishing.
+	Partition int
+	Offset    int64
+}
+
+// Dead-letter headers, added to the record's own.
+const (
+	HeaderDLQReason = "eye-dlq-reason" // why the record could not be decoded
+	HeaderDLQStage  = "eye-dlq-stage"  // the stage that gave up on it
+	HeaderDLQSource = "eye-dlq-source" // topic/partition/offset it came from
+)
+
+// DeadLetter is m, unchanged (key, value and headers), for the dead-letter
+// topic, with why stage could not decode it and where it came from in
+// headers.
+func DeadLetter(topic string, m Message, stage string, reason error) Message {
+	h := make(map[string]string, len(m.Headers)+3)
+	for k, v := range m.Headers {
+		h[k] = v
+	}
+	h[HeaderDLQReason] = reason.Error()
+	h[HeaderDLQStage] = stage
+	h[HeaderDLQSource] = fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset)
+	return Message{Topic: topic, Key: m.Key, Value: m.Value, Headers: h}
 }
 
 // RawEvent is what the gateway writes to the raw topic: one event document

@@ -124,7 +124,7 @@ func toKafka(msgs []contract.Message) []kafka.Message {
 
 // fromKafka converts a consumed kafka-go message to a contract message.
 func fromKafka(m kafka.Message) contract.Message {
-	out := contract.Message{Topic: m.Topic, Key: m.Key, Value: m.Value}
+	out := contract.Message{Topic: m.Topic, Key: m.Key, Value: m.Value, Partition: m.Partition, Offset: m.Offset}
 	if len(m.Headers) > 0 {
 		out.Headers = make(map[string]string, len(m.Headers))
 		for _, h := range m.Headers {

@@ -69,24 +69,41 @@ func (r *Relay) Handle(ctx context.Context, batch []contract.Message) error {
 			return err
 		}
 		out = append(out, o)
+		if o.Headers[contract.HeaderDLQReason] != "" {
+			// A record that cannot be decoded also goes, exactly as it was,
+			// to the dead-letter topic with the reason in headers.
+			out = append(out, contract.DeadLetter(r.topics.DeadLetter, m, contract.StageValidator, errors.New(o.Headers[contract.HeaderDLQReason])))
+			delete(o.Headers, contract.HeaderDLQReason)
+		}
 	}
 	return r.pub.Publish(ctx, out...)
 }
 
 // Process turns one raw-topic message into its outcome message.
 func (r *Relay) Process(m contract.Message) (contract.Message, error) {
-	return r.process(context.Background(), m)
+	o, err := r.process(context.Background(), m)
+	delete(o.Headers, contract.HeaderDLQReason)
+	return o, err
+}
+
+// decodeRaw decodes a raw-topic record, payload included.
+func decodeRaw(m contract.Message) (contract.RawEvent, []byte, error) {
+	var raw contract.RawEvent
+	if err := contract.Decode(m.Value, &raw); err != nil {
+		return raw, nil, err
+	}
+	payload, err := raw.Payload.Bytes()
+	if err != nil {
+		return raw, nil, fmt.Errorf("payload: %w", err)
+	}
+	return raw, payload, nil
 }
 
 func (r *Relay) process(ctx context.Context, m contract.Message) (contract.Message, error) {
 	now := r.now()
-	var raw contract.RawEvent
-	if err := contract.Decode(m.Value, &raw); err != nil {
-		return r.undecodable(m, now, err)
-	}
-	payload, err := raw.Payload.Bytes()
+	raw, payload, err := decodeRaw(m)
 	if err != nil {
-		return r.undecodable(m, now, fmt.Errorf("payload: %w", err))
+		return r.undecodable(m, now, err)
 	}
 	f, reasons := r.rules.ValidateReceived(payload, raw.ReceivedAt, now)
 	more, version, err := r.checkSchema(ctx, raw.AppID, payload)
@@ -148,10 +165,16 @@ func (r *Relay) checkSchema(ctx context.Context, app uuid.UUID, payload []byte) 
 // undecodable records a message that is not a raw event the gateway wrote:
 // the bytes are kept and explained, and the partition moves on. The id is
 // derived from the bytes, so a redelivery is stored once.
+// The returned message carries the reason in a HeaderDLQReason header,
+// which Handle turns into the dead-letter copy and removes.
 func (r *Relay) undecodable(m contract.Message, now time.Time, err error) (contract.Message, error) {
-	return contract.Encode(r.topics.Errors, string(m.Key), &contract.Error{
+	o, encErr := contract.Encode(r.topics.Errors, string(m.Key), &contract.Error{
 		ID: uuid.NewSHA1(uuid.NameSpaceOID, m.Value), Stage: contract.StageValidator,
 		Reasons: event.Reasons{{Code: event.CodeInvalidEnvelope, Message: err.Error()}},
 		Payload: contract.NewPayload(m.Value), ReceivedAt: event.Canonical(now), DetectedAt: event.Canonical(now),
 	})
+	if encErr == nil {
+		o.Headers[contract.HeaderDLQReason] = err.Error()
+	}
+	return o, encErr
 }

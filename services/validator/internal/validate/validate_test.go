@@ -47,8 +47,16 @@ func TestHandleRoutesEachMessageInOrder(t *testing.T) {
 	if err := r.Handle(context.Background(), in); err != nil {
 		t.Fatal(err)
 	}
-	if len(rec.msgs) != 3 {
-		t.Fatalf("published %d messages", len(rec.msgs))
+	if len(rec.msgs) != 4 {
+		t.Fatalf("published %d messages, want 3 outcomes and 1 dead letter", len(rec.msgs))
+	}
+	dl := rec.msgs[3]
+	if dl.Topic != topics.DeadLetter || string(dl.Value) != "garbage" || string(dl.Key) != "k" ||
+		dl.Headers[contract.HeaderDLQStage] != contract.StageValidator || dl.Headers[contract.HeaderDLQReason] == "" {
+		t.Fatalf("dead letter %+v", dl)
+	}
+	if _, leaked := rec.msgs[2].Headers[contract.HeaderDLQReason]; leaked {
+		t.Fatal("the error record carries the internal dead-letter header")
 	}
 	var ev contract.Event
 	if rec.msgs[0].Topic != topics.Events || contract.Decode(rec.msgs[0].Value, &ev) != nil ||

@@ -62,7 +62,12 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sk, err := sink.New(st)
+	producer, err := kafkax.NewProducer(kafkax.ProducerConfig{Brokers: brokers, Metrics: reg}) // dead letters only
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+	sk, err := sink.New(st, producer, topics.DeadLetter)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,7 @@
-// Package sink maps consumed records to storage: events, error records and
-// session registrations. Records that can never be stored (undecodable, or
-// refused by Postgres) become error records, so no partition ever stalls on
-// them and nothing is silently dropped.
+// Package sink maps consumed records to storage: events and error records.
+// Records that can never be stored become error records (and, when they
+// cannot even be decoded, also go to the dead-letter topic as they were),
+// so no partition ever stalls on them and nothing is silently dropped.
 package sink
 
 import (
@@ -16,29 +16,41 @@ import (
 	"github.com/the-eye/eye/services/writer/internal/store"
 )
 
-// Sink writes batches through a store.
-type Sink struct {
-	st  *store.Store
-	now func() time.Time
+// Publisher writes messages durably.
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...contract.Message) error
 }
 
-// New returns a Sink on st.
-func New(st *store.Store) (*Sink, error) {
-	if st == nil {
-		return nil, errors.New("sink: nil store")
+// Sink writes batches through a store.
+type Sink struct {
+	st         *store.Store
+	pub        Publisher
+	deadLetter string // topic for records that cannot be decoded
+	now        func() time.Time
+}
+
+// New returns a Sink on st, sending records it cannot decode to the
+// deadLetter topic through pub.
+func New(st *store.Store, pub Publisher, deadLetter string) (*Sink, error) {
+	if st == nil || pub == nil || deadLetter == "" {
+		return nil, errors.New("sink: missing store, publisher or dead-letter topic")
 	}
-	return &Sink{st: st, now: time.Now}, nil
+	return &Sink{st: st, pub: pub, deadLetter: deadLetter, now: time.Now}, nil
 }
 
 // Events stores a batch from the valid-events topic.
 func (s *Sink) Events(ctx context.Context, batch []contract.Message) error {
 	events := make([]event.Event, 0, len(batch))
-	var bad []contract.Error
+	var (
+		bad  []contract.Error
+		dead []contract.Message
+	)
 	replays := map[uuid.UUID]*contract.Replay{} // events that come from a replay of an error record
 	for _, m := range batch {
 		var e contract.Event
 		if err := contract.Decode(m.Value, &e); err != nil {
 			bad = append(bad, s.undecodable(m, err))
+			dead = append(dead, contract.DeadLetter(s.deadLetter, m, contract.StageWriter, err))
 			continue
 		}
 		if e.ReplayOf != nil {
@@ -71,6 +83,9 @@ func (s *Sink) Events(ctx context.Context, batch []contract.Message) error {
 	if err := s.st.MarkReplayed(ctx, lineage(keep, replays)); err != nil {
 		return err
 	}
+	if err := s.pub.Publish(ctx, dead...); err != nil {
+		return err
+	}
 	return s.st.InsertErrors(ctx, bad)
 }
 
@@ -93,12 +108,17 @@ func lineage(events []event.Event, replays map[uuid.UUID]*contract.Replay) []sto
 // Errors stores a batch from the errors topic.
 func (s *Sink) Errors(ctx context.Context, batch []contract.Message) error {
 	recs := make([]contract.Error, 0, len(batch))
+	var dead []contract.Message
 	for _, m := range batch {
 		var e contract.Error
 		if err := contract.Decode(m.Value, &e); err != nil {
 			e = s.undecodable(m, err)
+			dead = append(dead, contract.DeadLetter(s.deadLetter, m, contract.StageWriter, err))
 		}
 		recs = append(recs, e)
+	}
+	if err := s.pub.Publish(ctx, dead...); err != nil {
+		return err
 	}
 	return s.st.InsertErrors(ctx, recs)
 }

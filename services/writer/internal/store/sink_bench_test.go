@@ -29,7 +29,7 @@ func init() {
 			if err != nil {
 				return err
 			}
-			sk, err := sink.New(st)
+			sk, err := sink.New(st, noDeadLetters{}, "eye.deadletter.v1")
 			if err != nil {
 				return err
 			}
@@ -94,3 +94,8 @@ func BenchmarkDecodeEvent(b *testing.B) {
 		}
 	})
 }
+
+// noDeadLetters is a sink.Publisher for benchmarks, whose batches decode.
+type noDeadLetters struct{}
+
+func (noDeadLetters) Publish(context.Context, ...contract.Message) error { return nil }
