@@ -62,8 +62,8 @@ type Topics struct {
 // NewTopics names the topics with a common prefix ("eye." by default).
 func NewTopics(prefix string) Topics {
 	return Topics{
-		Raw:      prefix + "events.raw.v1",
-		Events:   prefix + "events.valid.v1",
+		Raw:        prefix + "events.raw.v1",
+		Events:     prefix + "events.valid.v1",
 		Errors:     prefix + "events.errors.v1",
 		DeadLetter: prefix + "deadletter.v1",
 		Erasures:   prefix + "erasures.v1",
