@@ -61,6 +61,10 @@ func (s *Sink) Events(ctx context.Context, batch []contract.Message) error {
 			Data: e.Data, Timestamp: e.Timestamp, ClientTimestamp: e.ClientTimestamp, ReceivedAt: e.ReceivedAt,
 		})
 	}
+	events, err := s.dropErased(ctx, events)
+	if err != nil {
+		return err
+	}
 	check, err := s.st.CheckSessions(ctx, events)
 	if err != nil {
 		return err
@@ -87,6 +91,50 @@ func (s *Sink) Events(ctx context.Context, batch []contract.Message) error {
 		return err
 	}
 	return s.st.InsertErrors(ctx, bad)
+}
+
+// dropErased leaves out events of sessions erased after they were
+// received: they were still in the pipeline when the session was erased.
+func (s *Sink) dropErased(ctx context.Context, events []event.Event) ([]event.Event, error) {
+	sessions := make([]uuid.UUID, len(events))
+	for i, e := range events {
+		sessions[i] = e.SessionID
+	}
+	erased, err := s.st.Erased(ctx, sessions)
+	if err != nil || len(erased) == 0 {
+		return events, err
+	}
+	keep := events[:0]
+	for _, e := range events {
+		if at, ok := erased[e.SessionID]; !ok || e.ReceivedAt.After(at) {
+			keep = append(keep, e)
+		}
+	}
+	return keep, nil
+}
+
+// dropErasedErrors is dropErased for error records.
+func (s *Sink) dropErasedErrors(ctx context.Context, recs []contract.Error) ([]contract.Error, error) {
+	var sessions []uuid.UUID
+	for _, r := range recs {
+		if r.SessionID != nil {
+			sessions = append(sessions, *r.SessionID)
+		}
+	}
+	erased, err := s.st.Erased(ctx, sessions)
+	if err != nil || len(erased) == 0 {
+		return recs, err
+	}
+	keep := recs[:0]
+	for _, r := range recs {
+		if r.SessionID != nil {
+			if at, ok := erased[*r.SessionID]; ok && !r.ReceivedAt.After(at) {
+				continue
+			}
+		}
+		keep = append(keep, r)
+	}
+	return keep, nil
 }
 
 // lineage lists the events of a batch that come from replays, with the
@@ -118,6 +166,10 @@ func (s *Sink) Errors(ctx context.Context, batch []contract.Message) error {
 		recs = append(recs, e)
 	}
 	if err := s.pub.Publish(ctx, dead...); err != nil {
+		return err
+	}
+	recs, err := s.dropErasedErrors(ctx, recs)
+	if err != nil {
 		return err
 	}
 	return s.st.InsertErrors(ctx, recs)
