@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -470,7 +471,7 @@ func BenchmarkWriter(b *testing.B) {
 			if c.parallel == 2 {
 				streams = bl.parts[:]
 			}
-			var tCopy, tCopy2, tCase time.Duration
+			var tCopy, tCopy2, tCase, cpuPG, cpuGo time.Duration
 			for range b.N {
 				b.StopTimer()
 				// The references: raw COPY on one connection, and on two
@@ -487,12 +488,15 @@ func BenchmarkWriter(b *testing.B) {
 					*ref.t += t
 				}
 				d.reset(b)
+				pg0, go0 := d.clusterCPU(), processCPU()
 				b.StartTimer()
 				t, err := load(ctx, d, streams, c.size, c.w)
 				if err != nil {
 					b.Fatal(err)
 				}
 				tCase += t
+				cpuPG += d.clusterCPU() - pg0
+				cpuGo += processCPU() - go0
 				b.StopTimer()
 				d.verifyEvents(b, len(bl.all))
 				b.StartTimer()
@@ -504,8 +508,77 @@ func BenchmarkWriter(b *testing.B) {
 			b.ReportMetric(tCopy.Seconds()/tCase.Seconds(), "x_copy")
 			b.ReportMetric(tCopy2.Seconds()/tCase.Seconds(), "x_copy2")
 			b.ReportMetric(loadAverage(), "load1")
+			if cpuPG > 0 {
+				b.ReportMetric(float64(cpuPG.Microseconds())/n, "pg_cpu_us/event")
+			}
+			b.ReportMetric(float64(cpuGo.Microseconds())/n, "go_cpu_us/event")
 		})
 	}
+}
+
+// clusterCPU is the CPU time the Postgres cluster has used so far (its
+// postmaster and every process it started, exited ones included), or 0
+// when the cluster does not run on this machine. Unlike wall time, it is
+// barely affected by other work on a shared machine.
+func (d benchDB) clusterCPU() time.Duration {
+	var pid int
+	if err := d.db.Get(&pid, `SELECT pg_backend_pid()`); err != nil {
+		return 0
+	}
+	backend, ok := procStat(pid)
+	if !ok {
+		return 0
+	}
+	postmaster, ok := procStat(backend.ppid)
+	if !ok || postmaster.comm != backend.comm { // not a local cluster
+		return 0
+	}
+	total := postmaster.utime + postmaster.stime + postmaster.cutime + postmaster.cstime
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, ok := procStat(pid); ok && st.ppid == backend.ppid {
+			total += st.utime + st.stime
+		}
+	}
+	return time.Duration(total) * time.Second / 100 // USER_HZ
+}
+
+// stat is what clusterCPU needs of /proc/PID/stat.
+type stat struct {
+	comm                         string
+	ppid                         int
+	utime, stime, cutime, cstime int64
+}
+
+func procStat(pid int) (stat, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return stat{}, false
+	}
+	s := string(b)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open {
+		return stat{}, false
+	}
+	f := strings.Fields(s[end+1:]) // f[0] is field 3 (state)
+	if len(f) < 15 {
+		return stat{}, false
+	}
+	n := func(i int) int64 { v, _ := strconv.ParseInt(f[i-3], 10, 64); return v }
+	return stat{comm: s[open+1 : end], ppid: int(n(4)), utime: n(14), stime: n(15), cutime: n(16), cstime: n(17)}, true
+}
+
+// processCPU is the CPU time this process has used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // loadAverage is the machine's 1-minute load average (0 if unknown): the
