@@ -53,33 +53,41 @@ func TestGolden(t *testing.T) {
 	}
 	for name, v := range cases {
 		t.Run(name, func(t *testing.T) {
-			m, err := Encode(testTopic.Raw, testSess.String(), v)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var pretty bytes.Buffer
-			if err := json.Indent(&pretty, m.Value, "", "  "); err != nil {
-				t.Fatal(err)
-			}
-			pretty.WriteByte('\n')
-			path := filepath.Join("testdata", name+".golden.json")
-			if *update {
-				if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create)", err)
-			}
-			if !bytes.Equal(pretty.Bytes(), want) {
-				t.Fatalf("%s changed:\n%s\nwant:\n%s", name, pretty.Bytes(), want)
-			}
+			m := checkGolden(t, name, v)
 			if typ, _, _ := strings.Cut(name, "_"); m.Headers[HeaderType] != name && m.Headers[HeaderType] != typ {
 				t.Fatalf("type header = %q", m.Headers[HeaderType])
 			}
 		})
 	}
+}
+
+// checkGolden encodes v and compares it with testdata/<name>.golden.json
+// (rewritten with -update); it returns the encoded message.
+func checkGolden(t *testing.T, name string, v any) Message {
+	t.Helper()
+	m, err := Encode(testTopic.Raw, testSess.String(), v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, m.Value, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	pretty.WriteByte('\n')
+	path := filepath.Join("testdata", name+".golden.json")
+	if *update {
+		if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create)", err)
+	}
+	if !bytes.Equal(pretty.Bytes(), want) {
+		t.Fatalf("%s changed:\n%s\nwant:\n%s", name, pretty.Bytes(), want)
+	}
+	return m
 }
 
 func TestDecodeRejectsWrongTypeAndVersion(t *testing.T) {

@@ -1,10 +1,7 @@
 package contract
 
 import (
-	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/google/uuid"
@@ -27,30 +24,7 @@ func TestReplayGolden(t *testing.T) {
 			ReceivedAt: testTime, DetectedAt: testTime},
 	}
 	for name, v := range cases {
-		t.Run(name, func(t *testing.T) {
-			m, err := Encode(testTopic.Raw, testSess.String(), v)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var pretty bytes.Buffer
-			if err := json.Indent(&pretty, m.Value, "", "  "); err != nil {
-				t.Fatal(err)
-			}
-			pretty.WriteByte('\n')
-			path := filepath.Join("testdata", name+".golden.json")
-			if *update {
-				if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create)", err)
-			}
-			if !bytes.Equal(pretty.Bytes(), want) {
-				t.Fatalf("%s changed:\n%s\nwant:\n%s", name, pretty.Bytes(), want)
-			}
-		})
+		t.Run(name, func(t *testing.T) { checkGolden(t, name, v) })
 	}
 }
 
