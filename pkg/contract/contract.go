@@ -293,37 +293,49 @@ func Encode(topic, key string, v any) (Message, error) {
 }
 
 // Decode unmarshals a record's value into v, checking its version and type.
+// The value is parsed once (this is the consumers' hot path): every
+// envelope carries its own v and type fields, checked after decoding.
 func Decode(value []byte, v any) error {
-	var head struct {
-		V    int    `json:"v"`
-		Type string `json:"type"`
-	}
-	if err := json.Unmarshal(value, &head); err != nil {
-		return fmt.Errorf("contract: not a JSON envelope: %w", err)
-	}
-	if head.V != Version {
-		return fmt.Errorf("contract: unsupported envelope version %d", head.V)
-	}
-	var want string
-	switch v.(type) {
+	var (
+		want      string
+		ver       *int
+		typ       *string
+		wrongType error
+	)
+	switch e := v.(type) {
 	case *RawEvent:
-		want = TypeRawEvent
+		want, ver, typ = TypeRawEvent, &e.V, &e.Type
 	case *Event:
-		want = TypeEvent
+		want, ver, typ = TypeEvent, &e.V, &e.Type
 	case *Error:
-		want = TypeError
+		want, ver, typ = TypeError, &e.V, &e.Type
 	case *Tombstone:
-		want = TypeTombstone
+		want, ver, typ = TypeTombstone, &e.V, &e.Type
 	case *Schema:
-		want = TypeSchema
+		want, ver, typ = TypeSchema, &e.V, &e.Type
 	default:
 		return fmt.Errorf("contract: cannot decode into %T", v)
 	}
-	if head.Type != want {
-		return fmt.Errorf("contract: envelope type %q, want %q", head.Type, want)
-	}
 	if err := json.Unmarshal(value, v); err != nil {
-		return fmt.Errorf("contract: decode %s: %w", want, err)
+		var head struct {
+			V    int    `json:"v"`
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(value, &head) != nil {
+			return fmt.Errorf("contract: not a JSON envelope: %w", err)
+		}
+		// A record of another type or version fails on its own terms:
+		// report that rather than the field that did not fit.
+		*ver, *typ, wrongType = head.V, head.Type, err
+	}
+	if *ver != Version {
+		return fmt.Errorf("contract: unsupported envelope version %d", *ver)
+	}
+	if *typ != want {
+		return fmt.Errorf("contract: envelope type %q, want %q", *typ, want)
+	}
+	if wrongType != nil {
+		return fmt.Errorf("contract: decode %s: %w", want, wrongType)
 	}
 	return nil
 }

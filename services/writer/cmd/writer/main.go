@@ -25,7 +25,7 @@ type cfg struct {
 	config.Common
 	Addr     string `env:"EYE_WRITER_ADDR" default:":8083"`
 	GroupID  string `env:"EYE_WRITER_GROUP" default:"writer"`
-	MaxBatch int    `env:"EYE_WRITER_BATCH" default:"1000"`
+	MaxBatch int    `env:"EYE_WRITER_BATCH" default:"5000"`
 }
 
 func main() {

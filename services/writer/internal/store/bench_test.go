@@ -1,21 +1,23 @@
 package store
 
-// Writer throughput benchmarks (issue 5, "Writer throughput"). Every
-// sub-benchmark loads the same generated backlog (EYE_BENCH_EVENTS events,
-// default 100 000) into empty events and sessions tables, and in the same
-// iteration, seconds before, loads it with a raw COPY on one connection and
-// on two, so each figure comes with its ratio to the physical limit
-// measured on the same schema under the same machine load. Reproduce with
-// (see docs/benchmarks-writer.md):
+// Writer throughput benchmarks (issue 5, "Writer throughput";
+// docs/benchmarks-writer.md has the method, the figures and the choice).
+// Every case loads the same generated backlog (EYE_BENCH_EVENTS events,
+// default 100 000) into empty events and sessions tables; in the same
+// iteration, seconds before, the backlog is loaded with a raw COPY on one
+// connection and on two, so each figure comes with its ratio to the
+// physical limit measured on the same schema under the same machine load:
 //
-//	EYE_POSTGRES_DSN=... go test -run '^$' -bench Writer -benchtime 1x -count 5 ./internal/store
+//	EYE_POSTGRES_DSN=... go test -run '^$' -bench Writer -benchtime 1x -count 3 ./internal/store
 //
-// Use -benchtime 1x: one iteration is one whole backlog. The metrics are
-// computed per iteration, not from ns/op: events/s (the case),
+// Use -benchtime 1x: one iteration is one whole backlog, and the metrics
+// are computed per iteration, not from ns/op: events/s (the case),
 // copy_events/s and copy2_events/s (raw COPY on one and two connections),
-// x_copy and x_copy2 (the case's throughput over theirs), load1 (the
-// machine's load average: the reference machine is shared).
-// EYE_BENCH_CASES=sub1,sub2 runs only the cases whose name contains one.
+// x_copy and x_copy2 (the case's throughput over theirs), pg_cpu_us/event
+// and go_cpu_us/event (CPU time of the Postgres cluster, when it runs on
+// this machine, and of this process), load1 (the machine's load average:
+// the reference machine is shared). EYE_BENCH_CASES=sub1,sub2 runs only
+// the cases whose name contains one of the substrings.
 
 import (
 	"context"
@@ -256,7 +258,7 @@ func rawCopy(ctx context.Context, d benchDB, batch []event.Event) error {
 		return err
 	}
 	defer tx.Rollback()
-	if err := copyInto(ctx, tx, "events", batch); err != nil {
+	if err := copyRows(ctx, tx, batch); err != nil { // the store's own COPY
 		return err
 	}
 	return tx.Commit()

@@ -1,7 +1,8 @@
 // Package store persists events, sessions and error records in Postgres in
-// batches. Every write is idempotent (unique ids, ON CONFLICT), so Kafka's
-// at-least-once delivery stores each record exactly once, and session
-// aggregates count only rows actually inserted.
+// batches. Every write is idempotent (unique ids; events go in with COPY,
+// which fails whole on a stored id and is then redone with ON CONFLICT), so
+// Kafka's at-least-once delivery stores each record exactly once, and
+// session aggregates count only rows actually inserted.
 package store
 
 import (
