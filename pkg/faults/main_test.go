@@ -35,6 +35,9 @@ var (
 	binDir string
 	// repoRoot is the repository root (scripts/, docs/).
 	repoRoot string
+	// builtFrom names the commit the binaries were built from, taken when
+	// they are built (commits may land while the suite runs).
+	builtFrom string
 )
 
 // enabled reports whether the suite should run.
@@ -56,6 +59,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
+	builtFrom = gitDescribe()
 	for _, s := range services {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, s), "./services/"+s+"/cmd/"+s)
 		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr

@@ -44,7 +44,7 @@ func (s *suite) report(elapsed time.Duration) report {
 
 	var b strings.Builder
 	b.WriteString(docBegin + "\n\n## Latest run\n\n")
-	fmt.Fprintf(&b, "- **When**: %s, %s\n", s.start.UTC().Format("2006-01-02 15:04 MST"), gitDescribe())
+	fmt.Fprintf(&b, "- **When**: %s, services built from %s\n", s.start.UTC().Format("2006-01-02 15:04 MST"), builtFrom)
 	fmt.Fprintf(&b, "- **Command**: `make test-faults`; the whole suite took %s\n", elapsed.Round(time.Second))
 	fmt.Fprintf(&b, "- **Machine**: %s\n", machine())
 	fmt.Fprintf(&b, "- **Versions**: %s\n", s.versions())
@@ -203,7 +203,8 @@ func (s *suite) versions() string {
 		runtime.Version(), kafkaVersion, java, pgVersion, kafkaGo)
 }
 
-// gitDescribe names the commit the suite ran on.
+// gitDescribe names the commit checked out, and whether the working tree
+// differs from it.
 func gitDescribe() string {
 	out, err := exec.Command("git", "-C", repoRoot, "rev-parse", "--short", "HEAD").Output()
 	if err != nil {
