@@ -135,6 +135,32 @@ type Authenticator struct {
 	cache map[Hash]cached
 }
 
+// lookupTimeout bounds one key lookup. The lookup runs apart from the
+// caller, because a driver may not honour cancellation when the database
+// stops answering (lib/pq only asks the server to cancel): a frozen
+// Postgres must give a quick 503, not a hung request.
+const lookupTimeout = 2 * time.Second
+
+func (a *Authenticator) lookup(ctx context.Context, h Hash) (Principal, error) {
+	type result struct {
+		p   Principal
+		err error
+	}
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	done := make(chan result, 1) // buffered: an abandoned lookup still finishes
+	go func() {
+		p, err := a.store.LookupKey(ctx, h)
+		done <- result{p, err}
+	}()
+	select {
+	case r := <-done:
+		return r.p, r.err
+	case <-ctx.Done():
+		return Principal{}, fmt.Errorf("look up key: %w", ctx.Err())
+	}
+}
+
 type cached struct {
 	p       Principal
 	err     error
@@ -163,9 +189,15 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (Principal
 	if ok && now.Before(c.expires) {
 		return c.p, c.err
 	}
-	p, err := a.store.LookupKey(ctx, h)
+	p, err := a.lookup(ctx, h)
 	if err != nil && !errors.Is(err, ErrUnknownKey) {
-		return Principal{}, err // store unavailable: do not cache
+		// The store is unavailable: nothing is cached, and a key that was
+		// valid at its last check keeps working (unless it has expired) so
+		// ingestion does not depend on Postgres being up.
+		if ok && c.err == nil && (c.p.ExpiresAt.IsZero() || now.Before(c.p.ExpiresAt)) {
+			return c.p, nil
+		}
+		return Principal{}, err
 	}
 	a.mu.Lock()
 	if len(a.cache) > 100_000 { // bound memory under a key-guessing flood

@@ -89,3 +89,40 @@ func TestKeysRevocationAndScopes(t *testing.T) {
 		t.Fatalf("key of a disabled application: %v", err)
 	}
 }
+
+// stuckStore answers its first lookup, then hangs like a frozen database.
+type stuckStore struct{ calls int }
+
+func (s *stuckStore) LookupKey(ctx context.Context, h Hash) (Principal, error) {
+	s.calls++
+	if s.calls == 1 {
+		return Principal{AppID: uuid.New(), Scopes: []Scope{ScopeWrite}}, nil
+	}
+	select {} // never answers, whatever ctx says
+}
+
+func TestAuthenticateSurvivesAFrozenStore(t *testing.T) {
+	a, err := NewAuthenticator(&stuckStore{}, time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(context.Background(), "eye_w_k"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond) // the cache entry expires
+	start := time.Now()
+	p, err := a.Authenticate(context.Background(), "eye_w_k")
+	if err != nil || !p.Has(ScopeWrite) {
+		t.Fatalf("a key valid at its last check, store frozen: %+v %v", p, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %s", d)
+	}
+	start = time.Now()
+	if _, err := a.Authenticate(context.Background(), "eye_w_other"); err == nil || errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("an unseen key with the store frozen: %v, want an unavailable error", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("an unseen key took %s to fail", d)
+	}
+}
