@@ -505,7 +505,7 @@ func consumerKills(ctx context.Context, sc *scene) error {
 			}
 			describe := func() string {
 				d, _ := p.publishedBeyondCommitted(ctx, client)
-				return fmt.Sprintf("%d records published to valid-events without their raw offsets committed", d-base)
+				return fmt.Sprintf("records on valid-events whose raw offsets were not committed: %d", d-base)
 			}
 			return caught, describe, nil
 		}); err != nil {

@@ -203,7 +203,8 @@ func (s *suite) versions() string {
 		runtime.Version(), kafkaVersion, java, pgVersion, kafkaGo)
 }
 
-// gitDescribe names the commit checked out, and whether the working tree
+// gitDescribe names the commit checked out, and whether the code the
+// service binaries are built from (services/, pkg/ but the suite itself)
 // differs from it.
 func gitDescribe() string {
 	out, err := exec.Command("git", "-C", repoRoot, "rev-parse", "--short", "HEAD").Output()
@@ -211,8 +212,10 @@ func gitDescribe() string {
 		return "commit unknown"
 	}
 	desc := "commit " + strings.TrimSpace(string(out))
-	if st, err := exec.Command("git", "-C", repoRoot, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
-		desc += " with uncommitted changes"
+	st, err := exec.Command("git", "-C", repoRoot, "status", "--porcelain", "--untracked-files=no", "--",
+		"services", "pkg", ":(exclude)pkg/faults").Output()
+	if err == nil && len(bytes.TrimSpace(st)) > 0 {
+		desc += " with uncommitted changes to services/ or pkg/"
 	}
 	return desc
 }
