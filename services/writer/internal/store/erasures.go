@@ -17,9 +17,14 @@ func (s *Store) Erased(ctx context.Context, sessions []uuid.UUID) (map[uuid.UUID
 	if len(sessions) == 0 {
 		return nil, nil
 	}
-	ids := make([]string, len(sessions))
-	for i, id := range sessions {
-		ids[i] = id.String()
+	// Each id once: a batch holds dozens of events per session.
+	ids := make([]string, 0, len(sessions)/4)
+	seen := make(map[uuid.UUID]bool, len(sessions)/4)
+	for _, id := range sessions {
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id.String())
+		}
 	}
 	const q = `SELECT session_id, max(requested_at) AS at FROM session_erasures WHERE session_id = ANY($1::uuid[]) GROUP BY session_id`
 	var rows []struct {

@@ -16,7 +16,7 @@ func TestErased(t *testing.T) {
 		db.MustExec(`INSERT INTO session_erasures (id, session_id, app_id, actor_key_id, actor_app_id, requested_at, events, errors, audit_entries)
 			VALUES ($1, $2, $3, $3, $3, $4, 0, 0, 0)`, uuid.New(), erased, uuid.New(), when)
 	}
-	got, err := st.Erased(context.Background(), []uuid.UUID{erased, kept})
+	got, err := st.Erased(context.Background(), []uuid.UUID{erased, kept, erased, kept})
 	if err != nil {
 		t.Fatal(err)
 	}
