@@ -112,26 +112,10 @@ func TestBadInputsThroughThePipeline(t *testing.T) {
 		if err := prod.Publish(ctx, contract.Message{Topic: topics.Raw, Key: []byte(session), Value: []byte(junk)}); err != nil {
 			t.Fatal(err)
 		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, GroupID: "e2e-" + uuid.NewString(), Topic: topics.DeadLetter,
-			StartOffset: kafka.FirstOffset, MaxWait: 250 * time.Millisecond})
-		defer r.Close()
-		for {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				t.Fatalf("read %s: %v", topics.DeadLetter, err)
-			}
-			if string(m.Value) != junk {
-				continue
-			}
-			h := map[string]string{}
-			for _, x := range m.Headers {
-				h[x.Key] = string(x.Value)
-			}
-			if string(m.Key) != session || h[contract.HeaderDLQStage] != "validator" || h[contract.HeaderDLQReason] == "" ||
-				!strings.HasPrefix(h[contract.HeaderDLQSource], topics.Raw+"/") {
-				t.Fatalf("dead letter: key %s, headers %v", m.Key, h)
-			}
-			break
+		m := p.readTopic(t, func(t contract.Topics) string { return t.DeadLetter }, func(m kafka.Message) bool { return string(m.Value) == junk })
+		if h := headers(m); string(m.Key) != session || h[contract.HeaderDLQStage] != "validator" || h[contract.HeaderDLQReason] == "" ||
+			!strings.HasPrefix(h[contract.HeaderDLQSource], topics.Raw+"/") {
+			t.Fatalf("dead letter: key %s, headers %v", m.Key, h)
 		}
 		var list page[storedError]
 		p.eventually(15*time.Second, "an invalid_envelope error record", func() bool {

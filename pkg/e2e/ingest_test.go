@@ -12,8 +12,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/lib/pq"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/the-eye/eye/pkg/auth"
+	"github.com/the-eye/eye/pkg/contract"
+	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/pkg/pg"
 )
 
@@ -255,6 +258,16 @@ func TestIngestion(t *testing.T) {
 		})
 		if e.Reasons[0].Code != "unknown_session" || e.Stage != "writer" {
 			t.Fatalf("error record %+v", e)
+		}
+		// Teams reading the errors topic see it too, keyed by its session.
+		m := p.readTopic(t, func(t contract.Topics) string { return t.Errors }, func(m kafka.Message) bool {
+			var rec contract.Error
+			return contract.Decode(m.Value, &rec) == nil && rec.ID.String() == unknown.ID
+		})
+		var rec contract.Error
+		if err := contract.Decode(m.Value, &rec); err != nil || rec.Stage != contract.StageWriter ||
+			rec.Reasons[0].Code != event.CodeUnknownSession || string(m.Key) != rec.SessionID.String() {
+			t.Fatalf("error record on the topic: key %s, %+v (%v)", m.Key, rec, err)
 		}
 		// Another application cannot take the session over.
 		if res := do(t, "POST", p.gateway+"/sessions/", writeKey, map[string]string{"id": registered}); res.status != http.StatusConflict {

@@ -24,6 +24,39 @@ func (p *pipeline) envValue(name string) string {
 	return ""
 }
 
+// readTopic reads the pipeline's topic (named by its unprefixed-name
+// picker) from the start, in a group of its own, and returns the first
+// record match accepts; it fails the test after 30 s.
+func (p *pipeline) readTopic(t *testing.T, pick func(contract.Topics) string, match func(kafka.Message) bool) kafka.Message {
+	t.Helper()
+	topic := pick(contract.NewTopics(p.envValue("EYE_TOPIC_PREFIX")))
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers: strings.Split(p.envValue("EYE_KAFKA_BROKERS"), ","), GroupID: "e2e-" + uuid.NewString(), Topic: topic,
+		StartOffset: kafka.FirstOffset, MaxWait: 250 * time.Millisecond,
+	})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("read %s: %v", topic, err)
+		}
+		if match(m) {
+			return m
+		}
+	}
+}
+
+// headers returns a record's headers as a map.
+func headers(m kafka.Message) map[string]string {
+	h := map[string]string{}
+	for _, x := range m.Headers {
+		h[x.Key] = string(x.Value)
+	}
+	return h
+}
+
 // TestStatsTimelineAndErasure: events ingested through the gateway show up
 // in the stats and in their session's timeline, in the order they happened;
 // erasing the session removes its events, errors and audit and puts a
@@ -136,28 +169,12 @@ func TestStatsTimelineAndErasure(t *testing.T) {
 	}
 
 	// The tombstone, on the erasures topic of this pipeline's prefix.
-	topic := contract.NewTopics(p.envValue("EYE_TOPIC_PREFIX")).Erasures
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: strings.Split(p.envValue("EYE_KAFKA_BROKERS"), ","), GroupID: "e2e-" + uuid.NewString(), Topic: topic,
-		StartOffset: kafka.FirstOffset, MaxWait: 250 * time.Millisecond,
-	})
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	m, err := r.ReadMessage(ctx)
-	if err != nil {
-		t.Fatalf("read %s: %v", topic, err)
-	}
+	m := p.readTopic(t, func(t contract.Topics) string { return t.Erasures }, func(kafka.Message) bool { return true })
 	var ts contract.Tombstone
 	if err := contract.Decode(m.Value, &ts); err != nil {
 		t.Fatal(err)
 	}
-	var typ string
-	for _, h := range m.Headers {
-		if h.Key == contract.HeaderType {
-			typ = string(h.Value)
-		}
-	}
+	typ := headers(m)[contract.HeaderType]
 	if string(m.Key) != session || typ != contract.TypeTombstone || ts.SessionID.String() != session ||
 		ts.ID.String() != erasure.TombstoneID || ts.AppID == uuid.Nil || ts.RequestedAt.IsZero() {
 		t.Fatalf("tombstone: key %s, type %s, %+v", m.Key, typ, ts)

@@ -67,7 +67,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer producer.Close()
-	sk, err := sink.New(st, producer, topics.DeadLetter)
+	sk, err := sink.New(st, producer, topics)
 	if err != nil {
 		return err
 	}

@@ -2,11 +2,14 @@
 // Records that can never be stored become error records (and, when they
 // cannot even be decoded, also go to the dead-letter topic as they were),
 // so no partition ever stalls on them and nothing is silently dropped.
+// Error records made from the valid-events topic are published on the
+// errors topic, like every other stage's, and stored from there.
 package sink
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"time"
@@ -28,24 +31,28 @@ type Sink struct {
 	st         *store.Store
 	pub        Publisher
 	deadLetter string // topic for records that cannot be decoded
+	errors     string // topic for the error records the writer makes of events
 	now        func() time.Time
 }
 
-// New returns a Sink on st, sending records it cannot decode to the
-// deadLetter topic through pub.
-func New(st *store.Store, pub Publisher, deadLetter string) (*Sink, error) {
-	if st == nil || pub == nil || deadLetter == "" {
-		return nil, errors.New("sink: missing store, publisher or dead-letter topic")
+// New returns a Sink on st, publishing through pub the records it cannot
+// decode (to the dead-letter topic) and the error records it makes of
+// events (to the errors topic).
+func New(st *store.Store, pub Publisher, topics contract.Topics) (*Sink, error) {
+	if st == nil || pub == nil || topics.DeadLetter == "" || topics.Errors == "" {
+		return nil, errors.New("sink: missing store, publisher, dead-letter or errors topic")
 	}
-	return &Sink{st: st, pub: pub, deadLetter: deadLetter, now: time.Now}, nil
+	return &Sink{st: st, pub: pub, deadLetter: topics.DeadLetter, errors: topics.Errors, now: time.Now}, nil
 }
 
-// Events stores a batch from the valid-events topic.
+// Events stores a batch from the valid-events topic. Events it cannot
+// store become error records on the errors topic, published (acknowledged
+// by every in-sync replica) before the batch counts as handled.
 func (s *Sink) Events(ctx context.Context, batch []contract.Message) error {
 	events := make([]event.Event, 0, len(batch))
 	var (
-		bad  []contract.Error
-		dead []contract.Message
+		bad []contract.Error
+		out []contract.Message // dead letters, then the error records
 	)
 	replays := map[uuid.UUID]*contract.Replay{} // events that come from a replay of an error record
 	decoded, errs := decodeAll(batch)
@@ -53,7 +60,7 @@ func (s *Sink) Events(ctx context.Context, batch []contract.Message) error {
 		e := &decoded[i]
 		if err := errs[i]; err != nil {
 			bad = append(bad, s.undecodable(m, err))
-			dead = append(dead, contract.DeadLetter(s.deadLetter, m, contract.StageWriter, err))
+			out = append(out, contract.DeadLetter(s.deadLetter, m, contract.StageWriter, err))
 			continue
 		}
 		if e.ReplayOf != nil {
@@ -90,10 +97,23 @@ func (s *Sink) Events(ctx context.Context, batch []contract.Message) error {
 	if err := s.st.MarkReplayed(ctx, lineage(keep, replays)); err != nil {
 		return err
 	}
-	if err := s.pub.Publish(ctx, dead...); err != nil {
-		return err
+	for _, e := range bad {
+		m, err := contract.Encode(s.errors, sessionKey(e), &e)
+		if err != nil {
+			return fmt.Errorf("encode error record %s: %w", e.ID, err)
+		}
+		out = append(out, m)
 	}
-	return s.st.InsertErrors(ctx, bad)
+	return s.pub.Publish(ctx, out...)
+}
+
+// sessionKey is an error record's partition key: its session id, as the
+// events of that session are keyed, or none when it has none.
+func sessionKey(e contract.Error) string {
+	if e.SessionID == nil {
+		return ""
+	}
+	return e.SessionID.String()
 }
 
 // decodeParallelMin is the batch size from which decodeAll splits the work

@@ -1,10 +1,10 @@
 package sink
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,8 +35,10 @@ func (r *recorder) Publish(_ context.Context, msgs ...contract.Message) error {
 
 // A batch large enough to be decoded in parallel, with undecodable records
 // among the events: every event is stored, every undecodable record becomes
-// an invalid_envelope error record and a dead letter, each about its own
-// message.
+// a dead letter and an invalid_envelope error record on the errors topic,
+// each about its own message.
+// An event the writer refuses, for its session, is published as an error
+// record keyed by its session.
 func TestEventsBatchWithUndecodableRecords(t *testing.T) {
 	ctx := context.Background()
 	db, err := pg.Open(ctx, testkit.Postgres(t))
@@ -49,18 +51,24 @@ func TestEventsBatchWithUndecodableRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub := &recorder{}
-	s, err := New(st, pub, "dead")
+	topics := contract.NewTopics("t.")
+	s, err := New(st, pub, topics)
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	const n = 2*decodeParallelMin + 7
 	app, sessions := uuid.New(), []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
+	// The third session belongs to another application: its events are
+	// refused as session_conflict.
+	db.MustExec(`INSERT INTO sessions (id, app_id, created_at) VALUES ($1, $2, now())`, sessions[2], uuid.New())
 	now := event.Canonical(time.Now())
 	var (
-		batch   []contract.Message
-		stored  []uuid.UUID
-		garbage = map[string]bool{}
+		batch      []contract.Message
+		stored     []uuid.UUID
+		lastStored int
+		conflict   = map[uuid.UUID]bool{}
+		garbage    = map[string]bool{}
 	)
 	for i := range n {
 		if i%97 == 5 {
@@ -79,7 +87,11 @@ func TestEventsBatchWithUndecodableRecords(t *testing.T) {
 		}
 		m.Offset = int64(i)
 		batch = append(batch, m)
-		stored = append(stored, id)
+		if i%len(sessions) == 2 {
+			conflict[id] = true
+		} else {
+			stored, lastStored = append(stored, id), i
+		}
 	}
 	if err := s.Events(ctx, batch); err != nil {
 		t.Fatal(err)
@@ -96,28 +108,41 @@ func TestEventsBatchWithUndecodableRecords(t *testing.T) {
 	if err := db.Get(&data, `SELECT data FROM events WHERE id = $1`, stored[len(stored)-1]); err != nil {
 		t.Fatal(err)
 	}
-	if want := fmt.Sprintf(`{"i": %d}`, n-1); string(data) != want {
+	if want := fmt.Sprintf(`{"i": %d}`, lastStored); string(data) != want {
 		t.Fatalf("last event's data %s, want %s: events were paired with the wrong messages", data, want)
 	}
 
-	var payloads [][]byte
-	if err := db.Select(&payloads, `SELECT payload FROM errors WHERE stage = 'writer' AND 'invalid_envelope' = ANY(reason_codes)`); err != nil {
-		t.Fatal(err)
-	}
-	if len(payloads) != len(garbage) {
-		t.Fatalf("%d error records, want %d", len(payloads), len(garbage))
-	}
-	for _, p := range payloads {
-		if !garbage[string(p)] {
-			t.Fatalf("error record about %q, which is not one of the undecodable records", p)
-		}
-	}
-	if len(pub.msgs) != len(garbage) {
-		t.Fatalf("%d dead letters, want %d", len(pub.msgs), len(garbage))
+	if n := len(pub.msgs); n != 2*len(garbage)+len(conflict) {
+		t.Fatalf("%d messages published, want %d dead letters and %d error records", n, len(garbage), len(garbage)+len(conflict))
 	}
 	for _, m := range pub.msgs {
-		if m.Topic != "dead" || !garbage[string(m.Value)] || !bytes.HasPrefix([]byte(m.Headers[contract.HeaderDLQSource]), []byte("events/0/")) {
-			t.Fatalf("dead letter %+v", m)
+		switch m.Topic {
+		case topics.DeadLetter:
+			if !garbage[string(m.Value)] || !strings.HasPrefix(m.Headers[contract.HeaderDLQSource], "events/0/") {
+				t.Fatalf("dead letter %+v", m)
+			}
+		case topics.Errors:
+			var e contract.Error
+			if err := contract.Decode(m.Value, &e); err != nil {
+				t.Fatal(err)
+			}
+			payload, _ := e.Payload.Bytes()
+			switch code := e.Reasons[0].Code; {
+			case e.Stage != contract.StageWriter:
+				t.Fatalf("error record of stage %s", e.Stage)
+			case code == event.CodeInvalidEnvelope:
+				if !garbage[string(payload)] || m.Key != nil {
+					t.Fatalf("invalid_envelope record about %q, key %q", payload, m.Key)
+				}
+			case code == event.CodeSessionOwner:
+				if !conflict[e.ID] || string(m.Key) != sessions[2].String() {
+					t.Fatalf("session_conflict record %s, key %q", e.ID, m.Key)
+				}
+			default:
+				t.Fatalf("unexpected error record %+v", e)
+			}
+		default:
+			t.Fatalf("published to %s", m.Topic)
 		}
 	}
 }
