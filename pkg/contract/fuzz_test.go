@@ -7,8 +7,12 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	fastjson "github.com/segmentio/encoding/json"
+
+	"github.com/the-eye/eye/pkg/event"
 )
 
 // FuzzDecode: whatever bytes arrive on a topic, decoding gives a typed
@@ -102,4 +106,32 @@ func sameJSON(a, b []byte) bool {
 
 func readGolden(name string) ([]byte, error) {
 	return os.ReadFile(filepath.Join("testdata", name+".golden.json"))
+}
+
+// FuzzEncode: envelopes encode to exactly the bytes encoding/json gives
+// (the golden files and every consumer depend on them), whatever the
+// strings and raw data inside.
+func FuzzEncode(f *testing.F) {
+	f.Add("page interaction", []byte(`{"a":"<b>&</b>","u":"\u2028"}`), []byte("payload \xff <x>"))
+	f.Add("\x00\u2029", []byte(` [ 1 , {"x" :null} ] `), []byte(`{"k": "v"}`))
+	f.Add("", []byte(`{"a":`), []byte{})
+	f.Fuzz(func(t *testing.T, text string, data, payload []byte) {
+		now := time.Date(2026, 11, 26, 10, 0, 0, 123456789, time.UTC)
+		id := uuid.MustParse("01890a5d-ac96-774b-bcce-b302099a8057")
+		for _, v := range []any{
+			&Event{ID: id, AppID: id, SessionID: id, Category: text, Name: text, Data: data, Timestamp: now, ClientTimestamp: now, ReceivedAt: now},
+			&RawEvent{EventID: id, AppID: id, ReceivedAt: now, Payload: NewPayload(payload), ReplayOf: &Replay{ErrorID: id, Attempt: 2}},
+			&Error{ID: id, AppID: id, SessionID: &id, Stage: text, Reasons: event.Reasons{{Code: event.Code(text), Field: text, Message: text}}, Payload: NewPayload(payload), ReceivedAt: now, DetectedAt: now},
+			&Schema{Category: text, Name: text, Version: 3, Schema: data, CreatedAt: now},
+		} {
+			got, gotErr := Encode("t", "", v)
+			want, wantErr := json.Marshal(v)
+			if (gotErr == nil) != (wantErr == nil) {
+				t.Fatalf("%T: Encode error %v, encoding/json error %v", v, gotErr, wantErr)
+			}
+			if gotErr == nil && !bytes.Equal(got.Value, want) {
+				t.Fatalf("%T encodes differently:\nEncode       %s\nencoding/json %s", v, got.Value, want)
+			}
+		}
+	})
 }

@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/the-eye/eye/pkg/jsonx"
 )
 
 // Fields are the validated parts of an event that a client supplies.
@@ -47,11 +49,11 @@ func (r Rules) Validate(payload []byte, now time.Time) (Fields, Reasons) {
 // DecodeObject decodes a JSON document that must be an object, keeping the
 // values raw. It returns an invalid_json or not_an_object reason otherwise.
 func DecodeObject(payload []byte) (map[string]json.RawMessage, *Reason) {
-	if !json.Valid(payload) {
-		return nil, &Reason{Code: CodeInvalidJSON, Message: "body is not valid JSON"}
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &obj); err != nil || obj == nil {
+	obj := make(map[string]json.RawMessage, 8) // the fast parser would make room for 64
+	if err := jsonx.Unmarshal(payload, &obj); err != nil || obj == nil {
+		if !jsonx.Valid(payload) {
+			return nil, &Reason{Code: CodeInvalidJSON, Message: "body is not valid JSON"}
+		}
 		return nil, &Reason{Code: CodeNotObject, Message: "an event must be a JSON object"}
 	}
 	return obj, nil
@@ -108,8 +110,8 @@ func (r Rules) validate(obj map[string]json.RawMessage, received, now time.Time)
 	case raw[0] != '{':
 		add(CodeInvalidData, "/data", "data must be a JSON object")
 	default:
-		var m map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &m); err != nil {
+		m := make(map[string]json.RawMessage, 8)
+		if err := jsonx.Unmarshal(raw, &m); err != nil {
 			add(CodeInvalidData, "/data", "data must be a JSON object")
 		} else if len(m) == 0 {
 			add(CodeEmptyData, "/data", "data must not be empty")
@@ -149,7 +151,7 @@ func (r Rules) timestamp(obj map[string]json.RawMessage, key string, required bo
 		return time.Time{}, false
 	}
 	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if err := jsonx.Unmarshal(raw, &s); err != nil {
 		add(CodeInvalidTimestamp, ptr, "%s must be a string", key)
 		return time.Time{}, false
 	}
@@ -174,7 +176,7 @@ func (r Rules) text(obj map[string]json.RawMessage, key string, add func(Code, s
 		return ""
 	}
 	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if err := jsonx.Unmarshal(raw, &s); err != nil {
 		add(CodeInvalidField, ptr, "%s must be a string", key)
 		return ""
 	}
@@ -213,7 +215,7 @@ func SessionRef(obj map[string]json.RawMessage) (id, field string, ok bool) {
 		return "", "", false
 	}
 	var nested map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &nested); err != nil {
+	if err := jsonx.Unmarshal(raw, &nested); err != nil {
 		return stringValue(raw), "/session", true
 	}
 	inner, found := nested["id"]
@@ -227,7 +229,7 @@ func SessionRef(obj map[string]json.RawMessage) (id, field string, ok bool) {
 // other value so it can be reported.
 func stringValue(raw json.RawMessage) string {
 	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if err := jsonx.Unmarshal(raw, &s); err != nil {
 		return string(raw)
 	}
 	return s

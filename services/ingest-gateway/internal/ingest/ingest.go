@@ -17,6 +17,7 @@ import (
 
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/event"
+	"github.com/the-eye/eye/pkg/jsonx"
 )
 
 // Publisher writes messages durably; it returns nil only after the broker
@@ -111,7 +112,7 @@ type Result struct {
 func (s *Service) Ingest(ctx context.Context, app uuid.UUID, body []byte, admit Admit) (Result, error) {
 	received := event.Canonical(s.now())
 	trimmed := bytes.TrimSpace(body)
-	if !json.Valid(trimmed) {
+	if !jsonx.Valid(trimmed) {
 		return Result{}, s.reject(ctx, app, body, received, event.Reason{Code: event.CodeInvalidJSON, Message: "body is not valid JSON"})
 	}
 	switch trimmed[0] {
@@ -129,7 +130,7 @@ func (s *Service) Ingest(ctx context.Context, app uuid.UUID, body []byte, admit 
 		return Result{Receipts: []Receipt{r}}, s.publish(ctx, msg)
 	case '[':
 		var items []json.RawMessage
-		if err := json.Unmarshal(trimmed, &items); err != nil {
+		if err := jsonx.Unmarshal(trimmed, &items); err != nil {
 			return Result{}, fmt.Errorf("ingest: decode batch: %w", err) // unreachable: validated above
 		}
 		if len(items) == 0 {
@@ -207,7 +208,7 @@ func (s *Service) check(doc []byte) (map[string]json.RawMessage, uuid.UUID, *eve
 }
 
 func stringOf(raw json.RawMessage, dst *string) string {
-	if err := json.Unmarshal(raw, dst); err != nil {
+	if err := jsonx.Unmarshal(raw, dst); err != nil {
 		*dst = ""
 	}
 	return *dst
