@@ -33,10 +33,14 @@ test-faults: ## fault-injection suite against real Apache Kafka and Postgres; wr
 FUZZ_GATEWAY ?= 50000x
 FUZZ_RULES   ?= 1000000x
 FUZZ_DECODE  ?= 300000x
+FUZZ_ENCODE  ?= 200000x
+FUZZ_JSONX   ?= 500000x
 fuzz: ## run each fuzz target for a fixed number of inputs
 	cd services/ingest-gateway && go test -run XXX -fuzz FuzzPostEvents -fuzztime $(FUZZ_GATEWAY) ./internal/httpapi
 	cd pkg && go test -run XXX -fuzz FuzzValidate -fuzztime $(FUZZ_RULES) ./event
 	cd pkg && go test -run XXX -fuzz FuzzDecode -fuzztime $(FUZZ_DECODE) ./contract
+	cd pkg && go test -run XXX -fuzz FuzzEncode -fuzztime $(FUZZ_ENCODE) ./contract
+	cd pkg && go test -run XXX -fuzz FuzzSameAsStd -fuzztime $(FUZZ_JSONX) ./jsonx
 
 vet:
 	@set -e; for m in $(MODULES); do (cd $$m && go vet ./...); done
