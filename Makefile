@@ -35,12 +35,14 @@ FUZZ_RULES   ?= 1000000x
 FUZZ_DECODE  ?= 300000x
 FUZZ_ENCODE  ?= 200000x
 FUZZ_JSONX   ?= 500000x
+FUZZ_CLEAN   ?= 500000x
 fuzz: ## run each fuzz target for a fixed number of inputs
 	cd services/ingest-gateway && go test -run XXX -fuzz FuzzPostEvents -fuzztime $(FUZZ_GATEWAY) ./internal/httpapi
 	cd pkg && go test -run XXX -fuzz FuzzValidate -fuzztime $(FUZZ_RULES) ./event
 	cd pkg && go test -run XXX -fuzz FuzzDecode -fuzztime $(FUZZ_DECODE) ./contract
 	cd pkg && go test -run XXX -fuzz FuzzEncode -fuzztime $(FUZZ_ENCODE) ./contract
 	cd pkg && go test -run XXX -fuzz FuzzSameAsStd -fuzztime $(FUZZ_JSONX) ./jsonx
+	cd pkg && go test -run XXX -fuzz FuzzClean -fuzztime $(FUZZ_CLEAN) ./event
 
 vet:
 	@set -e; for m in $(MODULES); do (cd $$m && go vet ./...); done

@@ -17,6 +17,15 @@ import (
 // reports the first problem, with the JSON pointer where it is. payload must
 // be valid JSON.
 func Inspect(payload []byte) *Reason {
+	if clean(payload) {
+		return nil
+	}
+	return inspect(payload)
+}
+
+// inspect is Inspect's careful path, token by token, which locates the
+// problem; clean vouches for most documents much faster.
+func inspect(payload []byte) *Reason {
 	if !utf8.Valid(payload) {
 		return &Reason{Code: CodeInvalidUTF8, Message: "the document is not valid UTF-8"}
 	}
