@@ -137,6 +137,21 @@ type Common struct {
 	StartupWait time.Duration `env:"EYE_STARTUP_TIMEOUT" default:"60s"`
 }
 
+// Consumer configures Kafka consumer-group membership, for the services
+// that consume (validator, writer); see kafkax.ConsumerConfig.
+type Consumer struct {
+	// SessionTimeout is how long the group coordinator waits for a member's
+	// heartbeat before it hands the member's partitions to the others: how
+	// long a killed consumer's partitions stay unread, and how long one
+	// that rejoins after a broker restart waits for its former self to
+	// expire. Shorter is faster recovery; a process that cannot heartbeat
+	// for longer (frozen, cut off) is evicted and its batch redelivered.
+	// Brokers accept 6s … 30m by default.
+	SessionTimeout time.Duration `env:"EYE_KAFKA_SESSION_TIMEOUT" default:"10s"`
+	// HeartbeatInterval must be well below SessionTimeout (a third or less).
+	HeartbeatInterval time.Duration `env:"EYE_KAFKA_HEARTBEAT_INTERVAL" default:"1s"`
+}
+
 // Keys configures API-key checking, for the services that authenticate.
 type Keys struct {
 	// CacheTTL is how long a key lookup is cached: how soon a revoked key

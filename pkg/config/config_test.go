@@ -9,6 +9,7 @@ import (
 func TestLoad(t *testing.T) {
 	var cfg struct {
 		Common
+		Consumer
 		Addr    string        `env:"ADDR" default:":8080"`
 		Wait    time.Duration `env:"WAIT" default:"2s"`
 		Secret  string        `env:"SECRET" secret:"true"`
@@ -22,6 +23,9 @@ func TestLoad(t *testing.T) {
 	}
 	if cfg.Addr != ":9" || cfg.Wait != 2*time.Second || len(cfg.Origins) != 2 || cfg.Partitions != 3 || cfg.TopicPrefix != "eye." || cfg.Rate != 2.5 {
 		t.Fatalf("loaded %+v", cfg)
+	}
+	if cfg.SessionTimeout != 10*time.Second || cfg.HeartbeatInterval != time.Second {
+		t.Fatalf("consumer defaults: %+v", cfg.Consumer)
 	}
 	if got := LogValue(&cfg).String(); !strings.Contains(got, "SECRET=***") || strings.Contains(got, "SECRET=k") {
 		t.Fatalf("secret not masked: %s", got)

@@ -31,7 +31,30 @@ type ConsumerConfig struct {
 	Linger   time.Duration // how long to wait to fill a batch (default 5 ms)
 	Logger   *slog.Logger
 	Metrics  *metrics.Registry // where the eye_consumer_* metrics go (required)
+
+	// SessionTimeout is how long the group coordinator waits for a
+	// heartbeat before it declares this member dead and gives its
+	// partitions to the others (default 10 s; brokers accept 6 s … 30 min
+	// by default). It bounds how long a killed member's partitions stay
+	// unread, and how long a member that rejoins after a broker restart
+	// waits for its previous self to expire. HeartbeatInterval (default
+	// 1 s) must be well below it. kafka-go heartbeats from its own
+	// goroutine, so a slow handler does not miss heartbeats.
+	SessionTimeout    time.Duration
+	HeartbeatInterval time.Duration
 }
+
+// Defaults of ConsumerConfig.SessionTimeout and HeartbeatInterval: kafka-go's
+// own (30 s, 3 s) made recovery from a broker restart or a killed consumer
+// take 30 s.
+const (
+	DefaultSessionTimeout    = 10 * time.Second
+	DefaultHeartbeatInterval = time.Second
+)
+
+// joinGroupBackoff is how long kafka-go waits after a failed attempt to join
+// the group (its default, 5 s, delays the rejoin after a broker restart).
+const joinGroupBackoff = time.Second
 
 // Consumer reads a topic in a consumer group and feeds batches to a Handler,
 // committing offsets only after the handler succeeded (at-least-once).
@@ -47,6 +70,7 @@ type Consumer struct {
 	batchSize     prometheus.Observer
 	messages      prometheus.Counter
 	handlerErrors prometheus.Counter
+	fetchErrors   prometheus.Counter
 	lag           *prometheus.GaugeVec // set once measured: no made-up 0 before
 }
 
@@ -76,17 +100,33 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	if cfg.Linger <= 0 {
 		cfg.Linger = 5 * time.Millisecond
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        cfg.Brokers,
-		GroupID:        cfg.GroupID,
-		Topic:          cfg.Topic,
-		MinBytes:       1,
-		MaxBytes:       16 << 20,
-		MaxWait:        250 * time.Millisecond,
-		StartOffset:    kafka.FirstOffset, // a new group reads from the start: nothing is skipped
-		CommitInterval: 0,                 // synchronous commits
-		ErrorLogger:    kafka.LoggerFunc(func(msg string, args ...any) { cfg.Logger.Debug("kafka reader", "msg", fmt.Sprintf(msg, args...)) }),
-	})
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = DefaultSessionTimeout
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = min(DefaultHeartbeatInterval, cfg.SessionTimeout/3)
+	}
+	if cfg.HeartbeatInterval*2 > cfg.SessionTimeout {
+		return nil, fmt.Errorf("kafkax: heartbeat interval %s too long for session timeout %s (at most half, a third or less advised)", cfg.HeartbeatInterval, cfg.SessionTimeout)
+	}
+	rc := kafka.ReaderConfig{
+		Brokers:           cfg.Brokers,
+		GroupID:           cfg.GroupID,
+		Topic:             cfg.Topic,
+		MinBytes:          1,
+		MaxBytes:          16 << 20,
+		MaxWait:           250 * time.Millisecond,
+		StartOffset:       kafka.FirstOffset, // a new group reads from the start: nothing is skipped
+		CommitInterval:    0,                 // synchronous commits
+		SessionTimeout:    cfg.SessionTimeout,
+		HeartbeatInterval: cfg.HeartbeatInterval,
+		JoinGroupBackoff:  joinGroupBackoff,
+		ErrorLogger:       kafka.LoggerFunc(func(msg string, args ...any) { cfg.Logger.Debug("kafka reader", "msg", fmt.Sprintf(msg, args...)) }),
+	}
+	if err := rc.Validate(); err != nil { // NewReader would panic
+		return nil, fmt.Errorf("kafkax: %w", err)
+	}
+	r := kafka.NewReader(rc)
 	transport := &kafka.Transport{}
 	m := cfg.Metrics
 	return &Consumer{
@@ -104,6 +144,9 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		handlerErrors: m.Counter("eye_consumer_handler_errors_total",
 			"Failed handler attempts (each is retried after a backoff), by topic.",
 			"topic").WithLabelValues(cfg.Topic),
+		fetchErrors: m.Counter("eye_consumer_fetch_errors_total",
+			"Errors the Kafka reader reported while fetching (broker unreachable, group coordinator errors), by topic; the consumer rides them out.",
+			"topic").WithLabelValues(cfg.Topic),
 		lag: m.Gauge("eye_consumer_lag",
 			"Messages not yet committed by the consumer group: sum over the topic's partitions of end offset minus committed offset.",
 			"topic", "group"),
@@ -114,26 +157,39 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 func (c *Consumer) Ready(ctx context.Context) error { return Ping(ctx, c.cfg.Brokers) }
 
 // Run consumes until ctx is cancelled, then closes the reader. It returns
-// nil on cancellation. While it runs it keeps eye_consumer_lag current.
+// nil on cancellation, and only then: Kafka errors do not end it. The
+// reader reports an unreachable broker or group coordinator as fetch
+// errors; they are counted (eye_consumer_fetch_errors_total), logged a few
+// at a time, and the fetch goes on, since kafka-go's reader reconnects and
+// rejoins the group on its own. While it runs, Run keeps eye_consumer_lag
+// current.
+//
+// A batch is committed only after the handler returned nil. If that commit
+// fails (the broker went away, or a rebalance gave the partition to another
+// member), nothing is lost: the next commit on the partition covers the
+// batch, and if there is none, whoever reads the partition next starts from
+// the last committed offset and handles the batch again (at-least-once;
+// every handler is idempotent). A commit never moves an offset past a
+// message that was not handled.
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
-	defer c.r.Close()
+	var wg sync.WaitGroup
+	defer c.r.Close() // after wg.Wait: no fetch is in flight any more
 	lagCtx, stopLag := context.WithCancel(ctx)
 	lagKick := make(chan struct{}, 1)
-	var wg sync.WaitGroup
 	wg.Go(func() { c.watchLag(lagCtx, lagKick) })
 	defer func() {
 		stopLag()
 		wg.Wait()
 		c.transport.CloseIdleConnections()
 	}()
+	log := c.cfg.Logger.With("topic", c.cfg.Topic, "group", c.cfg.GroupID)
 	fetched := make(chan kafka.Message, c.cfg.MaxBatch)
-	fetchErr := make(chan error, 1)
-	go func() {
+	wg.Go(func() {
 		defer close(fetched)
+		retry := Retry{Log: log, What: "kafka fetch"}
 		for {
-			m, err := c.r.FetchMessage(ctx)
-			if err != nil {
-				fetchErr <- err
+			m, ok := Next(ctx, c.r, &retry, func(error) { c.fetchErrors.Inc() })
+			if !ok {
 				return
 			}
 			select {
@@ -142,21 +198,12 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 				return
 			}
 		}
-	}()
+	})
 
-	log := c.cfg.Logger.With("topic", c.cfg.Topic, "group", c.cfg.GroupID)
 	for {
 		first, ok := <-fetched
 		if !ok {
-			select {
-			case err := <-fetchErr:
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("kafka fetch %s: %w", c.cfg.Topic, err)
-			default:
-				return nil
-			}
+			return nil // the fetch loop ends only with ctx
 		}
 		batch := c.fill(ctx, first, fetched)
 		c.batchSize.Observe(float64(len(batch)))
@@ -170,13 +217,13 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		c.messages.Add(float64(len(msgs)))
 		// A handled batch is committed even when shutdown has begun, so a
 		// clean stop redelivers nothing.
-		commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 		err := c.r.CommitMessages(commitCtx, batch...)
 		cancel()
 		if err != nil {
-			// After a rebalance the partition may belong to another member,
-			// which will redeliver from the last commit: sinks are idempotent.
-			log.Warn("commit failed", "err", err, "messages", len(batch))
+			// See Run: the batch is redelivered unless a later commit on
+			// its partitions covers it. Sinks are idempotent.
+			log.Warn("commit failed: the batch will be redelivered unless a later commit covers it", "err", err, "messages", len(batch))
 		}
 		select {
 		case lagKick <- struct{}{}:
@@ -187,6 +234,12 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		}
 	}
 }
+
+// commitTimeout bounds a commit, and so how long a shutdown waits for the
+// last batch's. Without a live group generation (the broker is away) kafka-go
+// holds a commit request until the group is joined again; one that timed out
+// may still be sent then, which is harmless: it names only handled messages.
+const commitTimeout = 10 * time.Second
 
 // fill collects up to MaxBatch messages, waiting at most Linger for more.
 func (c *Consumer) fill(ctx context.Context, first kafka.Message, fetched <-chan kafka.Message) []kafka.Message {
@@ -243,9 +296,17 @@ func (c *Consumer) watchLag(ctx context.Context, kick <-chan struct{}) {
 		lagCtx, cancel := context.WithTimeout(ctx, lagTimeout)
 		lag, err := c.groupLag(lagCtx)
 		cancel()
+		if err != nil {
+			// Connections to a broker that restarted are dead; kafka-go's
+			// transport would try them again.
+			c.transport.CloseIdleConnections()
+		}
 		switch {
 		case err == nil:
 			c.lag.WithLabelValues(c.cfg.Topic, c.cfg.GroupID).Set(float64(lag))
+			if failing {
+				log.Info("consumer lag available again")
+			}
 			failing = false
 		case ctx.Err() != nil:
 			return

@@ -30,51 +30,134 @@ func Brokers(list string) []string {
 }
 
 // EnsureTopics creates the topics that do not exist yet, with the given
-// partition count and replication factor 1 (use -1 for the broker default),
-// and waits until each one has a leader for every partition.
+// partition count and replication factor (use -1 for the broker default),
+// and waits until each one has a leader for every partition. A broker that
+// is not there yet, or still starting, is waited for until ctx ends; the
+// error then says what was being waited for and the last failure. Requests
+// the broker refuses for good (an invalid topic name or partition count, a
+// topic config it rejects, missing authorisation) fail at once.
 func EnsureTopics(ctx context.Context, brokers []string, partitions, replication int, topics ...string) error {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
 	req := &kafka.CreateTopicsRequest{}
 	for _, t := range topics {
 		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: replication})
 	}
-	res, err := client.CreateTopics(ctx, req)
-	if err != nil {
-		return fmt.Errorf("create topics: %w", err)
-	}
-	for t, err := range res.Errors {
-		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-			return fmt.Errorf("create topic %s: %w", t, err)
-		}
-	}
+	return ensure(ctx, brokers, "topics "+strings.Join(topics, ", "), req, topics)
+}
+
+// ensure sends req (a CreateTopics request for topics) until the topics
+// exist, then waits until they have leaders, retrying what can pass.
+func ensure(ctx context.Context, brokers []string, what string, req *kafka.CreateTopicsRequest, topics []string) error {
+	start := time.Now()
+	retry := Retry{Min: 100 * time.Millisecond, Max: time.Second}
+	created := false
 	for {
-		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
-		if err == nil && topicsReady(md, len(topics)) {
+		err := ensureOnce(ctx, brokers, req, topics, &created)
+		if err == nil {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for topics %v: %w", topics, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
+		if refused(err) {
+			return fmt.Errorf("kafka %s: %w", what, err)
+		}
+		if ctx.Err() != nil || !retry.Wait(ctx) {
+			return fmt.Errorf("kafka %s not ready after %s (brokers %s): %w; last error: %w",
+				what, time.Since(start).Round(time.Millisecond), strings.Join(brokers, ","), ctx.Err(), err)
 		}
 	}
 }
 
-func topicsReady(md *kafka.MetadataResponse, want int) bool {
-	if len(md.Topics) != want {
+// ensureOnce makes one attempt: create (until that succeeded once), then
+// check the leaders. It goes through kafka-go's default transport, which the
+// producers share: asking for the topics' metadata there refreshes what
+// they cache, so a producer of this process sees the new topics at once.
+func ensureOnce(ctx context.Context, brokers []string, req *kafka.CreateTopicsRequest, topics []string, created *bool) error {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	if !*created {
+		res, err := client.CreateTopics(ctx, req)
+		if err != nil {
+			return fmt.Errorf("create: %w", withDialError(ctx, brokers, err))
+		}
+		for t, err := range res.Errors {
+			if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+				return fmt.Errorf("create %s: %w", t, err)
+			}
+		}
+		*created = true
+	}
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return fmt.Errorf("metadata: %w", withDialError(ctx, brokers, err))
+	}
+	return topicsReady(md, topics)
+}
+
+// withDialError adds why no broker could be reached to err when kafka-go's
+// client reports only "Broker Not Available", which is what it says when it
+// cannot connect at all.
+func withDialError(ctx context.Context, brokers []string, err error) error {
+	if !errors.Is(err, kafka.BrokerNotAvailable) {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	var d net.Dialer
+	var errs []error
+	for _, b := range brokers {
+		conn, derr := d.DialContext(ctx, "tcp", b)
+		if derr == nil {
+			conn.Close()
+			return err // reachable: the broker itself is not ready
+		}
+		errs = append(errs, derr)
+	}
+	return fmt.Errorf("%w (%w)", err, errors.Join(errs...))
+}
+
+// refused reports whether err is an answer the broker will give again
+// however long we wait. Everything else is retried, including "Broker Not
+// Available" and "Invalid Replication Factor", which a KRaft broker answers
+// while it is starting and not yet registered with its controller.
+func refused(err error) bool {
+	var kerr kafka.Error
+	if !errors.As(err, &kerr) {
 		return false
 	}
+	switch kerr {
+	case kafka.InvalidTopic, kafka.InvalidPartitionNumber, kafka.InvalidReplicaAssignment,
+		kafka.InvalidConfiguration, kafka.InvalidRequest, kafka.PolicyViolation,
+		kafka.TopicAuthorizationFailed, kafka.ClusterAuthorizationFailed,
+		kafka.UnsupportedVersion, kafka.UnsupportedSASLMechanism, kafka.SASLAuthenticationFailed:
+		return true
+	}
+	return false
+}
+
+// topicsReady returns nil when md has every topic with a leader for each
+// partition, else what is missing.
+func topicsReady(md *kafka.MetadataResponse, topics []string) error {
+	byName := make(map[string]kafka.Topic, len(md.Topics))
 	for _, t := range md.Topics {
-		if t.Error != nil || len(t.Partitions) == 0 {
-			return false
+		byName[t.Name] = t
+	}
+	for _, name := range topics {
+		t, ok := byName[name]
+		switch {
+		case !ok:
+			return fmt.Errorf("topic %s not in the metadata yet", name)
+		case t.Error != nil:
+			return fmt.Errorf("topic %s: %w", name, t.Error)
+		case len(t.Partitions) == 0:
+			return fmt.Errorf("topic %s has no partitions yet", name)
 		}
 		for _, p := range t.Partitions {
-			if p.Error != nil || p.Leader.Host == "" {
-				return false
+			if p.Error != nil {
+				return fmt.Errorf("topic %s partition %d: %w", name, p.ID, p.Error)
+			}
+			if p.Leader.Host == "" {
+				return fmt.Errorf("topic %s partition %d has no leader yet", name, p.ID)
 			}
 		}
 	}
-	return true
+	return nil
 }
 
 // Ping checks that at least one broker answers a metadata request before

@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/the-eye/eye/pkg/contract"
+	"github.com/the-eye/eye/pkg/kafkax"
 )
 
 // FollowerConfig configures a Follower.
@@ -60,8 +61,9 @@ func (f *Follower) Ready(context.Context) error {
 	}
 }
 
-// Run follows the topic until ctx ends; it returns nil then. Until the topic
-// answers it retries, logging.
+// Run follows the topic until ctx ends; it returns nil then, and Kafka
+// errors do not end it: until the topic answers, and whenever the broker goes
+// away later, it retries, logging a few lines at a time (kafkax.Retry).
 func (f *Follower) Run(ctx context.Context) error {
 	ends, err := f.ends(ctx)
 	if err != nil || ctx.Err() != nil {
@@ -105,20 +107,22 @@ type partitionEnd struct{ first, last int64 }
 // ends reads the topic's partitions and their offsets, retrying until they
 // are known or ctx ends.
 func (f *Follower) ends(ctx context.Context) (map[int]partitionEnd, error) {
-	client := &kafka.Client{Addr: kafka.TCP(f.cfg.Brokers...), Timeout: 10 * time.Second}
-	log := f.cfg.Logger.With("topic", f.cfg.Topic)
-	for attempt := 0; ; attempt++ {
+	transport := &kafka.Transport{}
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(f.cfg.Brokers...), Timeout: 10 * time.Second, Transport: transport}
+	retry := kafkax.Retry{Log: f.cfg.Logger.With("topic", f.cfg.Topic), What: "reading the schemas topic's offsets", Max: time.Second}
+	for {
 		ends, err := f.listEnds(ctx, client)
 		if err == nil {
+			retry.Succeeded()
 			return ends, nil
 		}
-		if attempt > 0 {
-			log.Warn("schemas topic not readable yet, retrying", "err", err)
-		}
-		select {
-		case <-ctx.Done():
+		if ctx.Err() != nil {
 			return nil, nil
-		case <-time.After(time.Second):
+		}
+		retry.Failed(err)
+		if !retry.Wait(ctx) {
+			return nil, nil
 		}
 	}
 }
@@ -174,13 +178,13 @@ func (f *Follower) follow(ctx context.Context, partition int, end partitionEnd, 
 	if end.last <= end.first {
 		caughtUp()
 	}
+	// Read errors (the broker went away) are ridden out: the reader
+	// reconnects by itself and resumes at its offset.
+	retry := kafkax.Retry{Log: log, What: "reading schemas"}
 	for {
-		m, err := r.ReadMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("schemas: read %s[%d]: %w", f.cfg.Topic, partition, err)
+		m, ok := kafkax.Next(ctx, r, &retry, nil)
+		if !ok {
+			return nil
 		}
 		f.apply(log, m)
 		if m.Offset+1 >= end.last {

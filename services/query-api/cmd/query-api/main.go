@@ -99,7 +99,11 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer producer.Close()
+	// Each attempt waits for the broker at most EYE_STARTUP_TIMEOUT, so a
+	// broker that stays away is logged.
 	go ensureTopics(ctx, log, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, c.StartupWait)
+		defer cancel()
 		return kafkax.EnsureTopics(ctx, brokers, c.Partitions, c.Replication, topics.All()...)
 	})
 	eraser, err := query.NewEraser(store, producer, topics.Erasures, c.PublishTimeout)
@@ -129,6 +133,8 @@ func run(ctx context.Context) error {
 	schemaPub, err := schemas.NewPublisher(schemas.PublisherConfig{
 		Store: schemaStore, Producer: producer, Topic: topics.Schemas, Timeout: c.PublishTimeout, Logger: log,
 		Ensure: func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, c.StartupWait)
+			defer cancel()
 			return kafkax.EnsureCompactedTopic(ctx, brokers, c.Replication, topics.Schemas)
 		},
 	})

@@ -29,6 +29,7 @@ import (
 
 type cfg struct {
 	config.Common
+	config.Consumer
 	Addr            string        `env:"EYE_VALIDATOR_ADDR" default:":8082"`
 	GroupID         string        `env:"EYE_VALIDATOR_GROUP" default:"validator"`
 	FutureTolerance time.Duration `env:"EYE_FUTURE_TOLERANCE" default:"1m"`
@@ -96,6 +97,7 @@ func run(ctx context.Context) error {
 	}
 	consumer, err := kafkax.NewConsumer(kafkax.ConsumerConfig{
 		Brokers: brokers, GroupID: c.TopicPrefix + c.GroupID, Topic: topics.Raw, MaxBatch: c.MaxBatch, Logger: log, Metrics: reg,
+		SessionTimeout: c.SessionTimeout, HeartbeatInterval: c.HeartbeatInterval,
 	})
 	if err != nil {
 		return err

@@ -23,6 +23,7 @@ import (
 
 type cfg struct {
 	config.Common
+	config.Consumer
 	Addr     string `env:"EYE_WRITER_ADDR" default:":8083"`
 	GroupID  string `env:"EYE_WRITER_GROUP" default:"writer"`
 	MaxBatch int    `env:"EYE_WRITER_BATCH" default:"5000"`
@@ -80,6 +81,7 @@ func run(ctx context.Context) error {
 	for name, handle := range sinks {
 		consumer, err := kafkax.NewConsumer(kafkax.ConsumerConfig{
 			Brokers: brokers, GroupID: c.TopicPrefix + c.GroupID + "." + name, Topic: topicOf[name], MaxBatch: c.MaxBatch, Logger: log, Metrics: reg,
+			SessionTimeout: c.SessionTimeout, HeartbeatInterval: c.HeartbeatInterval,
 		})
 		if err != nil {
 			return err
