@@ -75,7 +75,8 @@ func (r Rules) ValidateReceived(payload []byte, received, now time.Time) (Fields
 	return r.validate(obj, received, now)
 }
 
-// ValidateObject checks the rules on an already decoded event object.
+// ValidateObject checks the rules on an already decoded event object: its
+// values are valid JSON, as a decoder gives them.
 func (r Rules) ValidateObject(obj map[string]json.RawMessage, now time.Time) (Fields, Reasons) {
 	return r.validate(obj, time.Time{}, now)
 }
@@ -109,17 +110,10 @@ func (r Rules) validate(obj map[string]json.RawMessage, received, now time.Time)
 		add(CodeMissingField, "/data", "data is required")
 	case raw[0] != '{':
 		add(CodeInvalidData, "/data", "data must be a JSON object")
+	case emptyObject(raw):
+		add(CodeEmptyData, "/data", "data must not be empty")
 	default:
-		m := make(map[string]json.RawMessage, 8)
-		if err := jsonx.Unmarshal(raw, &m); err != nil {
-			add(CodeInvalidData, "/data", "data must be a JSON object")
-		} else if len(m) == 0 {
-			add(CodeEmptyData, "/data", "data must not be empty")
-		} else {
-			var b bytes.Buffer
-			_ = json.Compact(&b, raw) // raw is valid JSON: Compact cannot fail
-			f.Data = b.Bytes()
-		}
+		f.Data = jsonx.AppendCompact(make([]byte, 0, len(raw)), raw)
 	}
 
 	if t, ok := r.timestamp(obj, "timestamp", true, add); ok {
@@ -233,6 +227,12 @@ func stringValue(raw json.RawMessage) string {
 		return string(raw)
 	}
 	return s
+}
+
+// emptyObject reports whether raw, a JSON object, has no members.
+func emptyObject(raw json.RawMessage) bool {
+	rest := bytes.TrimLeft(raw[1:], " \t\r\n")
+	return len(rest) > 0 && rest[0] == '}'
 }
 
 func isNull(raw json.RawMessage) bool {

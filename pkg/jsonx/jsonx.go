@@ -42,3 +42,32 @@ func Marshal(v any) ([]byte, error) {
 func Valid(data []byte) bool {
 	return fast.Valid(data) || json.Valid(data)
 }
+
+// AppendCompact appends src, which must be valid JSON, to dst without its
+// insignificant whitespace: json.Compact for valid input, without the
+// bytes.Buffer and the validation pass.
+func AppendCompact(dst, src []byte) []byte {
+	inString, escaped := false, false
+	for _, c := range src {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			dst = append(dst, c)
+			continue
+		}
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '"':
+			inString = true
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}

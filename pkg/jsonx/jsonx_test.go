@@ -1,6 +1,7 @@
 package jsonx
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -22,6 +23,13 @@ func FuzzSameAsStd(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if Valid(data) != json.Valid(data) {
 			t.Fatalf("Valid %v, json.Valid %v", Valid(data), json.Valid(data))
+		}
+		if json.Valid(data) {
+			var want bytes.Buffer
+			_ = json.Compact(&want, data)
+			if got := AppendCompact(nil, data); !bytes.Equal(got, want.Bytes()) {
+				t.Fatalf("AppendCompact %q, json.Compact %q", got, want.Bytes())
+			}
 		}
 		same[map[string]json.RawMessage](t, data)
 		same[[]json.RawMessage](t, data)
