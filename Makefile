@@ -7,7 +7,7 @@ MODULES  := pkg $(addprefix services/,$(SERVICES))
 SWAG     := go run github.com/swaggo/swag/cmd/swag@v1.16.6
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: run build test test-faults fuzz vet swagger swagger-check kafka-start kafka-stop clean
+.PHONY: run build test test-faults bench fuzz vet swagger swagger-check kafka-start kafka-stop clean
 
 run: build ## the whole pipeline: embedded Kafka, private Postgres, four services
 	./bin/eye-dev
@@ -26,6 +26,16 @@ test: ## unit, integration and end-to-end tests of every module
 FAULTS_RUN ?= ^TestFaults$$
 test-faults: ## fault-injection suite against real Apache Kafka and Postgres; writes docs/reliability.md
 	cd pkg && EYE_FAULTS=1 go test -count=1 -timeout 45m -v -run '$(FAULTS_RUN)' ./faults
+
+# BENCH_QUICK=1 checks the wiring in a few minutes (figures not meaningful);
+# BENCH_SCENARIOS=1,2,3,4,5, BENCH_BROKERS=kfake,apache, BENCH_PHASE=15s,
+# BENCH_STEP=30s, BENCH_BACKLOG=300000, BENCH_PROFILE=0 (no perf),
+# BENCH_KEEP=1 (keep every process log). Results go to bench-results/; only a
+# full run with the defaults rewrites docs/benchmarks.md and docs/bench.png.
+# Not run by CI: timings on a shared 2-core machine are noisy.
+bench: ## pipeline benchmark vs physical limits, kfake and Apache Kafka (~10 min); writes docs/benchmarks.md
+	go build -o bin/eye-bench ./pkg/cmd/eye-bench
+	./bin/eye-bench
 
 # Fuzz budgets are counts of inputs, not durations: a duration can expire
 # while the engine is mid-run and fail with "context deadline exceeded" on a

@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/the-eye/eye/pkg/contract"
+	"github.com/the-eye/eye/pkg/stack"
 )
 
 // StoredUpTo counts the events stored with a sequence number at or below
@@ -41,7 +42,7 @@ func (p *pipeline) WaitStored(ctx context.Context, l *load, marks []int64, since
 		want += m
 	}
 	var got int64
-	err := poll(ctx, timeout, func() bool {
+	err := stack.Poll(ctx, timeout, func() bool {
 		n, err := p.StoredUpTo(ctx, l, marks)
 		if err == nil {
 			got = n
@@ -281,11 +282,11 @@ func readTopic(ctx context.Context, addr, topic string, fn func(value []byte)) e
 		ends = append(ends, kafka.LastOffsetOf(part.ID))
 		starts = append(starts, kafka.FirstOffsetOf(part.ID))
 	}
-	end, err := listOffsets(ctx, client, topic, ends, func(o kafka.PartitionOffsets) int64 { return o.LastOffset })
+	end, err := stack.ListOffsets(ctx, client, topic, ends, func(o kafka.PartitionOffsets) int64 { return o.LastOffset })
 	if err != nil {
 		return err
 	}
-	start, err := listOffsets(ctx, client, topic, starts, func(o kafka.PartitionOffsets) int64 { return o.FirstOffset })
+	start, err := stack.ListOffsets(ctx, client, topic, starts, func(o kafka.PartitionOffsets) int64 { return o.FirstOffset })
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/the-eye/eye/pkg/stack"
 )
 
 // Bounds the suite asserts (docs/reliability.md states them).
@@ -197,7 +199,7 @@ func TestFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("Apache Kafka on %s (%.0fs)", s.brk.Addr(), time.Since(s.start).Seconds())
-	s.pg = &pgCluster{dir: filepath.Join(work, "pg")}
+	s.pg = &pgCluster{Dir: filepath.Join(work, "pg"), Durable: true}
 	if err := s.pg.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +208,7 @@ func TestFaults(t *testing.T) {
 			t.Errorf("stop postgres: %v", err)
 		}
 	})
-	t.Logf("Postgres on port %d", s.pg.port)
+	t.Logf("Postgres on port %d", s.pg.Port())
 
 	all := scenarios()
 	for _, sc := range all {
@@ -269,7 +271,7 @@ func (s *suite) run(t *testing.T, sc scenario) {
 	}()
 
 	pgLog := s.pg.LogSize()
-	l := newLoad(p.gateway.url, s.cfg.sessions, s.cfg.rate)
+	l := newLoad(p.gateway.URL, s.cfg.sessions, s.cfg.rate)
 	scn := &scene{t: t, s: s, p: p, l: l, res: res}
 	if sc.prepare != nil {
 		if err := sc.prepare(scn); err != nil {
@@ -302,7 +304,7 @@ func (s *suite) run(t *testing.T, sc scenario) {
 	loadTime := time.Since(loadStart)
 	scn.logf("load stopped: %s", l.Summary())
 	marks := l.Marks()
-	err = poll(ctx, drainBound, func() bool {
+	err = stack.Poll(ctx, drainBound, func() bool {
 		var want int64
 		for _, m := range marks {
 			want += m
@@ -538,7 +540,7 @@ func consumerKills(ctx context.Context, sc *scene) error {
 func (sc *scene) killMidBatch(ctx context.Context, inst func() *instance, group, moment string,
 	arm func(context.Context) (caught func() bool, describe func() string, err error)) error {
 	i := inst()
-	sc.logf("SIGKILL %s under steady load (its group's lag %s)", i.name, sc.lagOf(ctx, group))
+	sc.logf("SIGKILL %s under steady load (its group's lag %s)", i.Name, sc.lagOf(ctx, group))
 	i.Kill()
 	caught, describe, err := arm(ctx)
 	if err != nil {
@@ -548,10 +550,10 @@ func (sc *scene) killMidBatch(ctx context.Context, inst func() *instance, group,
 		return err
 	}
 	topic := sc.p.groups()[group]
-	if err := poll(ctx, recoveryBound, func() bool {
+	if err := stack.Poll(ctx, recoveryBound, func() bool {
 		return metricSum(ctx, i, "eye_consumer_messages_total", `topic="`+topic+`"`) > 0
 	}); err != nil {
-		return fmt.Errorf("restarted %s handled nothing: %w", i.name, err)
+		return fmt.Errorf("restarted %s handled nothing: %w", i.Name, err)
 	}
 	lag := sc.lagOf(ctx, group)
 	hit, tries := false, 0
@@ -570,12 +572,12 @@ func (sc *scene) killMidBatch(ctx context.Context, inst func() *instance, group,
 	if hit {
 		what = "killed " + moment + ": " + describe()
 	}
-	sc.logf("SIGKILL %s again while draining a backlog of %s messages: %s", i.name, lag, what)
-	sc.note("%s, while draining a backlog of %s messages, %s", i.name, lag, what)
+	sc.logf("SIGKILL %s again while draining a backlog of %s messages: %s", i.Name, lag, what)
+	sc.note("%s, while draining a backlog of %s messages, %s", i.Name, lag, what)
 	if err := i.Start(); err != nil {
 		return err
 	}
-	return sc.recover(ctx, i.service+" killed twice")
+	return sc.recover(ctx, i.Service+" killed twice")
 }
 
 // publishedBeyondCommitted is the number of records on the valid-events
@@ -587,7 +589,7 @@ func (p *pipeline) publishedBeyondCommitted(ctx context.Context, client *kafka.C
 	for _, part := range parts {
 		ends = append(ends, kafka.LastOffsetOf(part))
 	}
-	end, err := listOffsets(ctx, client, p.topics.Events, ends, func(o kafka.PartitionOffsets) int64 { return o.LastOffset })
+	end, err := stack.ListOffsets(ctx, client, p.topics.Events, ends, func(o kafka.PartitionOffsets) int64 { return o.LastOffset })
 	if err != nil {
 		return 0, err
 	}
@@ -656,10 +658,10 @@ func consumerChurn(ctx context.Context, sc *scene) error {
 			if err != nil {
 				return err
 			}
-			sc.logf("churn: + %s (%d running)", i.name, n+1)
+			sc.logf("churn: + %s (%d running)", i.Name, n+1)
 		} else {
 			k := rng.IntN(n)
-			name := (*list)[k].name
+			name := (*list)[k].Name
 			if err := p.Remove(list, k); err != nil {
 				return err
 			}
@@ -717,7 +719,7 @@ func gatewayKilledMidStream(ctx context.Context, sc *scene) error {
 	sc.logf("NDJSON stream of %d lines at %d lines/s", total, streamPace)
 	// Kill once a fifth of the stream is stored: the gateway has published
 	// (acknowledged to Kafka) at least that much.
-	if err := poll(ctx, 60*time.Second, func() bool { return storedOfStream() >= total/5 }); err != nil {
+	if err := stack.Poll(ctx, 60*time.Second, func() bool { return storedOfStream() >= total/5 }); err != nil {
 		<-first
 		return fmt.Errorf("the stream does not get stored: %w", err)
 	}
@@ -731,7 +733,7 @@ func gatewayKilledMidStream(ctx context.Context, sc *scene) error {
 	// With the gateway gone nothing new reaches the raw topic: once every
 	// group has committed everything, what the killed stream delivered is
 	// stored.
-	if err := poll(ctx, recoveryBound, func() bool { return p.LagZero(ctx) }); err != nil {
+	if err := stack.Poll(ctx, recoveryBound, func() bool { return p.LagZero(ctx) }); err != nil {
 		return fmt.Errorf("consumers do not catch up while the gateway is down: %w", err)
 	}
 	landed := storedOfStream()

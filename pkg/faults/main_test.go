@@ -21,9 +21,10 @@ package faults
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/the-eye/eye/pkg/stack"
 )
 
 // services are the binaries the suite runs. query-api is not among them:
@@ -60,14 +61,10 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	builtFrom = gitDescribe()
-	for _, s := range services {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, s), "./services/"+s+"/cmd/"+s)
-		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build", s+":", err)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
+	if err := stack.BuildServices(root, dir, services...); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -1,26 +1,24 @@
 package faults
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/devstack"
 	"github.com/the-eye/eye/pkg/pg"
+	"github.com/the-eye/eye/pkg/stack"
 )
 
 // writeKey is the dev write key every scenario's gateway registers.
@@ -103,9 +101,10 @@ func (p *pipeline) newInstance(service string) (*instance, error) {
 	p.mu.Unlock()
 	addrVar := map[string]string{"ingest-gateway": "EYE_GATEWAY_ADDR", "validator": "EYE_VALIDATOR_ADDR", "writer": "EYE_WRITER_ADDR"}[service]
 	i := &instance{
-		name: fmt.Sprintf("%s-%d", service, n), service: service, url: fmt.Sprintf("http://127.0.0.1:%d", port),
-		env:     append(append([]string(nil), p.env...), fmt.Sprintf("%s=127.0.0.1:%d", addrVar, port)),
-		logPath: filepath.Join(p.dir, fmt.Sprintf("%s-%d.log", service, n)),
+		Name: fmt.Sprintf("%s-%d", service, n), Service: service, Bin: filepath.Join(binDir, service), URL: fmt.Sprintf("http://127.0.0.1:%d", port),
+		Env:     append(append([]string(nil), p.env...), fmt.Sprintf("%s=127.0.0.1:%d", addrVar, port)),
+		LogPath: filepath.Join(p.dir, fmt.Sprintf("%s-%d.log", service, n)),
+		Redact:  prefixRE,
 	}
 	return i, i.Start()
 }
@@ -191,7 +190,7 @@ func (p *pipeline) LogTails() string {
 	defer p.mu.Unlock()
 	var b strings.Builder
 	for _, i := range p.all() {
-		fmt.Fprintf(&b, "--- %s (%s) ---\n%s", i.name, i.logPath, tailFile(i.logPath, 2500))
+		fmt.Fprintf(&b, "--- %s (%s) ---\n%s", i.Name, i.LogPath, stack.TailFile(i.LogPath, 2500))
 	}
 	return b.String()
 }
@@ -206,73 +205,9 @@ func (p *pipeline) groups() map[string]string {
 }
 
 // Lag asks the broker how many messages each consumer group has not
-// committed yet: end offset minus committed offset, summed over
-// partitions, the definition of eye_consumer_lag. A group that committed
-// nothing on a partition counts from its log start.
+// committed yet (stack.Lag).
 func (p *pipeline) Lag(ctx context.Context) (map[string]int64, error) {
-	client := &kafka.Client{Addr: kafka.TCP(p.brk.Addr()), Timeout: 5 * time.Second}
-	out := map[string]int64{}
-	for group, topic := range p.groups() {
-		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-		if err != nil {
-			return nil, err
-		}
-		if len(md.Topics) != 1 || md.Topics[0].Error != nil {
-			return nil, fmt.Errorf("metadata of %s: %v", topic, md.Topics)
-		}
-		var ids []int
-		var ends, starts []kafka.OffsetRequest
-		for _, part := range md.Topics[0].Partitions {
-			ids = append(ids, part.ID)
-			ends = append(ends, kafka.LastOffsetOf(part.ID))
-			starts = append(starts, kafka.FirstOffsetOf(part.ID))
-		}
-		committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ids}})
-		if err == nil && committed.Error != nil {
-			err = committed.Error
-		}
-		if err != nil {
-			return nil, fmt.Errorf("committed offsets of %s: %w", group, err)
-		}
-		end, err := listOffsets(ctx, client, topic, ends, func(o kafka.PartitionOffsets) int64 { return o.LastOffset })
-		if err != nil {
-			return nil, err
-		}
-		start, err := listOffsets(ctx, client, topic, starts, func(o kafka.PartitionOffsets) int64 { return o.FirstOffset })
-		if err != nil {
-			return nil, err
-		}
-		var lag int64
-		for _, c := range committed.Topics[topic] {
-			if c.Error != nil {
-				return nil, c.Error
-			}
-			from := c.CommittedOffset
-			if from < 0 {
-				from = start[c.Partition]
-			}
-			lag += max(0, end[c.Partition]-from)
-		}
-		out[group] = lag
-	}
-	return out, nil
-}
-
-// listOffsets asks for reqs (one offset per partition: brokers refuse a
-// partition listed twice) and returns the one pick selects, by partition.
-func listOffsets(ctx context.Context, client *kafka.Client, topic string, reqs []kafka.OffsetRequest, pick func(kafka.PartitionOffsets) int64) (map[int]int64, error) {
-	res, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return nil, fmt.Errorf("offsets of %s: %w", topic, err)
-	}
-	out := map[int]int64{}
-	for _, o := range res.Topics[topic] {
-		if o.Error != nil {
-			return nil, fmt.Errorf("offsets of %s/%d: %w", topic, o.Partition, o.Error)
-		}
-		out[o.Partition] = pick(o)
-	}
-	return out, nil
+	return stack.Lag(ctx, p.brk.Addr(), p.groups())
 }
 
 // LagZero reports whether every group has committed everything, according
@@ -299,20 +234,20 @@ func (p *pipeline) MetricLagZero(ctx context.Context) bool {
 	p.mu.Lock()
 	var urls []string
 	if len(p.validators) > 0 {
-		urls = append(urls, p.validators[0].url)
+		urls = append(urls, p.validators[0].URL)
 	}
 	if len(p.writers) > 0 {
-		urls = append(urls, p.writers[0].url)
+		urls = append(urls, p.writers[0].URL)
 	}
 	p.mu.Unlock()
 	seen := 0
 	for _, u := range urls {
-		samples, err := scrape(ctx, u+"/metrics", "eye_consumer_lag")
+		samples, err := stack.Scrape(ctx, u+"/metrics", "eye_consumer_lag")
 		if err != nil {
 			return false
 		}
 		for _, s := range samples {
-			if s.value != 0 {
+			if s.Value != 0 {
 				return false
 			}
 			seen++
@@ -321,62 +256,24 @@ func (p *pipeline) MetricLagZero(ctx context.Context) bool {
 	return seen == 3 // validator: raw; writer: events and errors
 }
 
-// sample is one series of a scraped metric: its name and labels as
-// written, and its value.
-type sample struct {
-	series string
-	value  float64
-}
-
-// scrape returns the series of a metric from a Prometheus text endpoint.
-func scrape(ctx context.Context, url, metric string) ([]sample, error) {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", url, res.Status)
-	}
-	var out []sample
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, metric+"{") && !strings.HasPrefix(line, metric+" ") {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %q: %w", url, line, err)
-		}
-		out = append(out, sample{f[0], v})
-	}
-	return out, sc.Err()
-}
-
 // metricSum adds up the series of a metric on one instance whose labels
 // contain label (e.g. `topic="x"`); 0 when there are none.
 func metricSum(ctx context.Context, i *instance, metric, label string) float64 {
-	samples, err := scrape(ctx, i.url+"/metrics", metric)
+	samples, err := stack.Scrape(ctx, i.URL+"/metrics", metric)
 	if err != nil {
 		return 0
 	}
 	var sum float64
 	for _, s := range samples {
-		if strings.Contains(s.series, label) {
-			sum += s.value
+		if strings.Contains(s.Series, label) {
+			sum += s.Value
 		}
 	}
 	return sum
 }
+
+// prefixRE matches a scenario's topic prefix, so that crash reasons group.
+var prefixRE = regexp.MustCompile(`faults\.[a-z-]+\.[0-9a-f]+\.`)
 
 func randomHex(n int) string {
 	b := make([]byte, n)

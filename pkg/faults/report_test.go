@@ -173,15 +173,7 @@ func machine() string {
 
 // versions names Go, Kafka, Java, Postgres and kafka-go as run.
 func (s *suite) versions() string {
-	kafkaVersion := "unknown"
-	for _, log := range []string{"server.log", "server.log.prev"} {
-		raw, _ := os.ReadFile(filepath.Join(s.brk.data, "logs", log))
-		if _, after, ok := bytes.Cut(raw, []byte("Kafka version: ")); ok {
-			kafkaVersion = strings.TrimSpace(string(bytes.SplitN(after, []byte("\n"), 2)[0]))
-			kafkaVersion, _, _ = strings.Cut(kafkaVersion, " ")
-			break
-		}
-	}
+	kafkaVersion := s.brk.Version()
 	java := "unknown"
 	if out, err := exec.Command("java", "-version").CombinedOutput(); err == nil {
 		java = firstLine(string(out))

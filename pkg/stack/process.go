@@ -1,4 +1,4 @@
-package faults
+package stack
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -14,16 +13,24 @@ import (
 	"time"
 )
 
-// instance is one service process under a supervisor that behaves like
+// Process is one service process under a supervisor that behaves like
 // docker-compose's `restart: on-failure`: a process that exits on its own
-// is recorded as a crash and started again a second later. Exits the suite
-// causes (Kill, Stop) are not crashes.
-type instance struct {
-	name    string // e.g. "writer-2"
-	service string // binary name
-	url     string // http://127.0.0.1:port
-	env     []string
-	logPath string
+// is recorded as a crash and started again a second later (unless
+// NoRestart). Exits the caller causes (Kill, Stop) are not crashes.
+type Process struct {
+	Name    string // e.g. "writer-2"
+	Service string // service name, for exit reasons
+	Bin     string // path of the binary
+	Args    []string
+	URL     string // http://127.0.0.1:port
+	Env     []string
+	LogPath string
+	// Redact, if set, is removed from crash reasons (e.g. a topic prefix
+	// that differs between runs), so that reasons group.
+	Redact *regexp.Regexp
+	// NoRestart leaves a crashed process down (the crash is still
+	// recorded).
+	NoRestart bool
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -37,26 +44,26 @@ type instance struct {
 }
 
 // Start starts the process.
-func (i *instance) Start() error {
+func (i *Process) Start() error {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.stopped {
-		return fmt.Errorf("%s: stopped", i.name)
+		return fmt.Errorf("%s: stopped", i.Name)
 	}
 	return i.startLocked()
 }
 
-func (i *instance) startLocked() error {
-	logf, err := os.OpenFile(i.logPath, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+func (i *Process) startLocked() error {
+	logf, err := os.OpenFile(i.LogPath, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(logf, "==== %s start %s\n", i.name, time.Now().UTC().Format(time.RFC3339Nano))
-	cmd := exec.Command(filepath.Join(binDir, i.service))
-	cmd.Env, cmd.Stdout, cmd.Stderr = i.env, logf, logf
+	fmt.Fprintf(logf, "==== %s start %s\n", i.Name, time.Now().UTC().Format(time.RFC3339Nano))
+	cmd := exec.Command(i.Bin, i.Args...)
+	cmd.Env, cmd.Stdout, cmd.Stderr = i.Env, logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return fmt.Errorf("start %s: %w", i.name, err)
+		return fmt.Errorf("start %s: %w", i.Name, err)
 	}
 	i.gen++
 	gen, exited := i.gen, make(chan struct{})
@@ -65,11 +72,16 @@ func (i *instance) startLocked() error {
 	go func() {
 		defer i.wg.Done()
 		err := cmd.Wait()
-		fmt.Fprintf(logf, "==== %s exited %s: %v\n", i.name, time.Now().UTC().Format(time.RFC3339Nano), err)
+		fmt.Fprintf(logf, "==== %s exited %s: %v\n", i.Name, time.Now().UTC().Format(time.RFC3339Nano), err)
 		logf.Close()
 		i.mu.Lock()
 		if !i.intended && !i.stopped {
-			i.crashes = append(i.crashes, crash{at: time.Now(), reason: exitReason(i.logPath, i.service, err)})
+			i.crashes = append(i.crashes, crash{at: time.Now(), reason: exitReason(i.LogPath, i.Service, i.Redact, err)})
+			if i.NoRestart {
+				i.mu.Unlock()
+				close(exited)
+				return
+			}
 			i.restart = time.AfterFunc(time.Second, func() {
 				i.mu.Lock()
 				defer i.mu.Unlock()
@@ -86,7 +98,7 @@ func (i *instance) startLocked() error {
 
 // Kill sends SIGKILL and waits for the process to be gone. Start it again
 // with Start.
-func (i *instance) Kill() {
+func (i *Process) Kill() {
 	i.mu.Lock()
 	i.intended = true
 	if i.restart != nil {
@@ -98,9 +110,19 @@ func (i *instance) Kill() {
 	<-exited
 }
 
+// Pid is the current process's id (0 before Start).
+func (i *Process) Pid() int {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.cmd == nil || i.cmd.Process == nil {
+		return 0
+	}
+	return i.cmd.Process.Pid
+}
+
 // Signal sends sig to the current process (SIGSTOP and SIGCONT freeze and
 // resume it).
-func (i *instance) Signal(sig syscall.Signal) {
+func (i *Process) Signal(sig syscall.Signal) {
 	i.mu.Lock()
 	cmd := i.cmd
 	i.mu.Unlock()
@@ -109,7 +131,7 @@ func (i *instance) Signal(sig syscall.Signal) {
 
 // Stop sends SIGTERM and waits up to 30 s for a clean exit (then SIGKILL).
 // It returns an error when the process did not exit with status 0.
-func (i *instance) Stop() error {
+func (i *Process) Stop() error {
 	i.mu.Lock()
 	i.stopped, i.intended = true, true
 	if i.restart != nil {
@@ -129,13 +151,13 @@ func (i *instance) Stop() error {
 	select {
 	case <-exited:
 		if code := cmd.ProcessState.ExitCode(); code != 0 {
-			return fmt.Errorf("%s exited with status %d on SIGTERM", i.name, code)
+			return fmt.Errorf("%s exited with status %d on SIGTERM", i.Name, code)
 		}
 		return nil
 	case <-timer.C:
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		<-exited
-		return fmt.Errorf("%s did not stop within 30 s of SIGTERM", i.name)
+		return fmt.Errorf("%s did not stop within 30 s of SIGTERM", i.Name)
 	}
 }
 
@@ -146,7 +168,7 @@ type crash struct {
 }
 
 // Crashes summarises the times the process exited on its own, by reason.
-func (i *instance) Crashes() []string {
+func (i *Process) Crashes() []string {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if len(i.crashes) == 0 {
@@ -161,24 +183,26 @@ func (i *instance) Crashes() []string {
 		count[c.reason]++
 	}
 	out := []string{fmt.Sprintf("%s exited on its own %d× between %s and %s and was restarted each time",
-		i.name, len(i.crashes), i.crashes[0].at.Format("15:04:05"), i.crashes[len(i.crashes)-1].at.Format("15:04:05"))}
+		i.Name, len(i.crashes), i.crashes[0].at.Format("15:04:05"), i.crashes[len(i.crashes)-1].at.Format("15:04:05"))}
 	for _, r := range reasons {
-		out = append(out, fmt.Sprintf("%s: %d× %q", i.name, count[r], r))
+		out = append(out, fmt.Sprintf("%s: %d× %q", i.Name, count[r], r))
 	}
 	return out
 }
 
 // exitReason is the last line a service logged before exiting on its own
-// ("<service>: <error>", as its main prints it), without the scenario's
-// topic prefix, or else the exit status.
-func exitReason(logPath, service string, err error) string {
+// ("<service>: <error>", as its main prints it), without what redact
+// matches, or else the exit status.
+func exitReason(logPath, service string, redact *regexp.Regexp, err error) string {
 	reason := fmt.Sprint(err)
-	for _, line := range strings.Split(tailFile(logPath, 4096), "\n") {
+	for _, line := range strings.Split(TailFile(logPath, 4096), "\n") {
 		if strings.HasPrefix(line, service+": ") {
 			reason = strings.TrimPrefix(line, service+": ")
 		}
 	}
-	reason = prefixRE.ReplaceAllString(reason, "")
+	if redact != nil {
+		reason = redact.ReplaceAllString(reason, "")
+	}
 	reason = localPortRE.ReplaceAllString(reason, "")
 	if len(reason) > 200 {
 		reason = reason[:200] + "…"
@@ -186,24 +210,21 @@ func exitReason(logPath, service string, err error) string {
 	return reason
 }
 
-// prefixRE matches a scenario's topic prefix, so that reasons group.
-var prefixRE = regexp.MustCompile(`faults\.[a-z-]+\.[0-9a-f]+\.`)
-
 // localPortRE matches the local end of a connection in an error ("read tcp
 // 127.0.0.1:41234->"), which differs every time.
 var localPortRE = regexp.MustCompile(`127\.0\.0\.1:\d+->`)
 
 // WaitReady polls GET /readyz until it answers 200.
-func (i *instance) WaitReady(ctx context.Context, timeout time.Duration) error {
-	err := poll(ctx, timeout, func() bool { return httpOK(ctx, i.url+"/readyz") })
+func (i *Process) WaitReady(ctx context.Context, timeout time.Duration) error {
+	err := Poll(ctx, timeout, func() bool { return HTTPOK(ctx, i.URL+"/readyz") })
 	if err != nil {
-		return fmt.Errorf("%s not ready: %w\n%s", i.name, err, tailFile(i.logPath, 3000))
+		return fmt.Errorf("%s not ready: %w\n%s", i.Name, err, TailFile(i.LogPath, 3000))
 	}
 	return nil
 }
 
-// httpOK reports whether GET url answers 200 within 2 s.
-func httpOK(ctx context.Context, url string) bool {
+// HTTPOK reports whether GET url answers 200 within 2 s.
+func HTTPOK(ctx context.Context, url string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
