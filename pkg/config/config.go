@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -135,6 +136,19 @@ type Common struct {
 	Replication int           `env:"EYE_TOPIC_REPLICATION" default:"1"`
 	PostgresDSN string        `env:"EYE_POSTGRES_DSN" default:"postgres://eye@127.0.0.1:5432/eye?sslmode=disable" secret:"true"`
 	StartupWait time.Duration `env:"EYE_STARTUP_TIMEOUT" default:"60s"`
+	// GCPercent is the garbage collector's target (GOGC) the services run
+	// with unless the GOGC environment variable is set. They keep little
+	// live heap (tens of MB) and, at Go's default of 100, spent 10–15% of
+	// their CPU collecting it; 400 trades a few tens of MB for that CPU.
+	GCPercent int `env:"EYE_GOGC" default:"400"`
+}
+
+// TuneRuntime applies the runtime settings of c: GCPercent, unless GOGC is
+// set in the environment (the Go runtime has then applied it already).
+func (c Common) TuneRuntime() {
+	if _, set := os.LookupEnv("GOGC"); !set && c.GCPercent > 0 {
+		debug.SetGCPercent(c.GCPercent)
+	}
 }
 
 // Consumer configures Kafka consumer-group membership, for the services

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -33,5 +35,22 @@ func TestLoad(t *testing.T) {
 	env["WAIT"] = "soon"
 	if err := LoadFrom(lookup, &cfg); err == nil {
 		t.Fatal("bad duration accepted")
+	}
+}
+
+// TuneRuntime sets the GC target from EYE_GOGC, and leaves it alone when
+// GOGC is set.
+func TestTuneRuntime(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	t.Setenv("GOGC", "")
+	os.Unsetenv("GOGC")
+	Common{GCPercent: 321}.TuneRuntime()
+	if got := debug.SetGCPercent(100); got != 321 {
+		t.Fatalf("GC percent %d, want 321", got)
+	}
+	t.Setenv("GOGC", "150")
+	Common{GCPercent: 321}.TuneRuntime()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Fatalf("GC percent %d with GOGC set, want it untouched (100)", got)
 	}
 }

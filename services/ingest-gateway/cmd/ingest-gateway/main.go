@@ -65,6 +65,7 @@ func run(ctx context.Context) error {
 	if err := config.Load(&c); err != nil {
 		return err
 	}
+	c.TuneRuntime()
 	log := c.Logger("ingest-gateway")
 	log.Info("starting", "config", config.LogValue(&c))
 

@@ -63,6 +63,7 @@ func run(ctx context.Context) error {
 	if err := config.Load(&c); err != nil {
 		return err
 	}
+	c.TuneRuntime()
 	log := c.Logger("query-api")
 	log.Info("starting", "config", config.LogValue(&c))
 

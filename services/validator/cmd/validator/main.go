@@ -53,6 +53,7 @@ func run(ctx context.Context) error {
 	if err := config.Load(&c); err != nil {
 		return err
 	}
+	c.TuneRuntime()
 	log := c.Logger("validator")
 	log.Info("starting", "config", config.LogValue(&c))
 	reg := metrics.New("validator")
