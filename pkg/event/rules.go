@@ -21,6 +21,10 @@ type Fields struct {
 	Timestamp time.Time // when it happened, corrected for device clock skew
 	// ClientTimestamp is the timestamp exactly as the client's clock said.
 	ClientTimestamp time.Time
+	// Object is the document decoded as a JSON object, for further checks
+	// (a type's schema), set even when the rules fail; nil when the
+	// document is not a JSON object.
+	Object map[string]json.RawMessage
 }
 
 // Rules are the validation rules every stage applies to an event document.
@@ -70,7 +74,7 @@ func (r Rules) ValidateReceived(payload []byte, received, now time.Time) (Fields
 		reason = Inspect(payload)
 	}
 	if reason != nil {
-		return Fields{}, Reasons{*reason}
+		return Fields{Object: obj}, Reasons{*reason}
 	}
 	return r.validate(obj, received, now)
 }
@@ -83,7 +87,7 @@ func (r Rules) ValidateObject(obj map[string]json.RawMessage, now time.Time) (Fi
 
 func (r Rules) validate(obj map[string]json.RawMessage, received, now time.Time) (Fields, Reasons) {
 	var (
-		f    Fields
+		f    = Fields{Object: obj}
 		errs Reasons
 	)
 	add := func(code Code, field, format string, args ...any) {
@@ -129,7 +133,7 @@ func (r Rules) validate(obj map[string]json.RawMessage, received, now time.Time)
 		}
 	}
 	if len(errs) > 0 {
-		return Fields{}, errs
+		return Fields{Object: obj}, errs
 	}
 	return f, nil
 }

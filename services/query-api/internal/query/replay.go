@@ -250,9 +250,10 @@ func (r *Replayer) prepare(ctx context.Context, cs []*candidate) error {
 				Message: "the record's application is unknown (the record was not an envelope): it cannot be replayed"}}
 			continue
 		}
-		_, c.reasons = r.store.rules.ValidateReceived(c.payload, c.row.ReceivedAt, now)
-		obj, reason := event.DecodeObject(c.payload)
-		if reason != nil {
+		f, reasons := r.store.rules.ValidateReceived(c.payload, c.row.ReceivedAt, now)
+		c.reasons = reasons
+		obj := f.Object
+		if obj == nil {
 			continue // the rules reported it
 		}
 		res := reg.Check(obj)

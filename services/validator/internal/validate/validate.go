@@ -5,6 +5,7 @@ package validate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -106,7 +107,7 @@ func (r *Relay) process(ctx context.Context, m contract.Message) (contract.Messa
 		return r.undecodable(m, now, err)
 	}
 	f, reasons := r.rules.ValidateReceived(payload, raw.ReceivedAt, now)
-	more, version, err := r.checkSchema(ctx, raw.AppID, payload)
+	more, version, err := r.checkSchema(ctx, raw.AppID, f.Object)
 	if err != nil {
 		return contract.Message{}, err
 	}
@@ -117,8 +118,8 @@ func (r *Relay) process(ctx context.Context, m contract.Message) (contract.Messa
 			Payload: raw.Payload, ReceivedAt: raw.ReceivedAt, DetectedAt: event.Canonical(now),
 			SchemaVersion: version, ReplayOf: raw.ReplayOf,
 		}
-		if obj, reason := event.DecodeObject(payload); reason == nil {
-			if ref, _, ok := event.SessionRef(obj); ok {
+		if f.Object != nil {
+			if ref, _, ok := event.SessionRef(f.Object); ok {
 				if id, ok := event.ParseSessionID(ref); ok {
 					rec.SessionID = &id
 				}
@@ -137,13 +138,11 @@ func (r *Relay) process(ctx context.Context, m contract.Message) (contract.Messa
 // fails it for (with unknown_event_type when the type has none and the
 // application has strict types) and the version that applied (0: none).
 // An error means the application's settings could not be read.
-func (r *Relay) checkSchema(ctx context.Context, app uuid.UUID, payload []byte) (event.Reasons, int, error) {
-	if r.schemas == nil {
+// obj is the event decoded (nil when it is not a JSON object: the rules
+// reported it).
+func (r *Relay) checkSchema(ctx context.Context, app uuid.UUID, obj map[string]json.RawMessage) (event.Reasons, int, error) {
+	if r.schemas == nil || obj == nil {
 		return nil, 0, nil
-	}
-	obj, reason := event.DecodeObject(payload)
-	if reason != nil {
-		return nil, 0, nil // the rules reported it
 	}
 	res := r.schemas.Check(obj)
 	version := 0
