@@ -269,6 +269,9 @@ func accessLog(log *slog.Logger) gin.HandlerFunc {
 		if c.Writer.Status() >= 500 {
 			level = slog.LevelWarn
 		}
+		if !log.Enabled(c.Request.Context(), level) {
+			return // the usual case at info: no attributes built for nothing
+		}
 		// The URL's query is not logged: it may carry key material.
 		log.Log(c.Request.Context(), level, "http request",
 			"request_id", c.GetString(requestIDHeader), "method", c.Request.Method, "route", route,
