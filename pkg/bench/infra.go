@@ -14,7 +14,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/lib/pq"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/contract"
@@ -276,37 +275,6 @@ func (b *Bench) dropDB(name string) {
 	}
 	defer admin.Close()
 	_, _ = admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+pq.QuoteIdentifier(name)+" WITH (FORCE)")
-}
-
-// producer is a kafka-go writer configured as kafkax.NewProducer
-// configures the services' producers: acks from all in-sync replicas,
-// Murmur2 partitioning, 2 ms batch timeout, 1 000 messages or 1 MB per
-// batch.
-func producer(addr string) *kafka.Writer {
-	return &kafka.Writer{
-		Addr:         kafka.TCP(addr),
-		Balancer:     kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll,
-		BatchTimeout: 2 * time.Millisecond,
-		BatchSize:    1000,
-		BatchBytes:   1_000_000,
-		MaxAttempts:  5,
-		WriteTimeout: 10 * time.Second,
-		ReadTimeout:  10 * time.Second,
-	}
-}
-
-// toKafka converts contract messages as kafkax does.
-func toKafka(msgs []contract.Message) []kafka.Message {
-	out := make([]kafka.Message, len(msgs))
-	for i, m := range msgs {
-		km := kafka.Message{Topic: m.Topic, Key: m.Key, Value: m.Value}
-		for k, v := range m.Headers {
-			km.Headers = append(km.Headers, kafka.Header{Key: k, Value: []byte(v)})
-		}
-		out[i] = km
-	}
-	return out
 }
 
 // httpClient keeps connections alive, one per worker, like a fleet of

@@ -185,9 +185,9 @@ func (b *Bench) gatewayBatches(ctx context.Context, br *broker) error {
 			}
 			msgs = append(msgs, m)
 		}
-		ring[i] = toKafka(msgs)
+		ring[i] = kafkax.ToKafka(msgs)
 	}
-	w := producer(br.addr)
+	w := kafkax.NewWriter(br.addr)
 	defer w.Close()
 	var next atomic.Int64
 	raw := func(ctx context.Context, _ int) (int, error) {
@@ -744,7 +744,7 @@ func (p *pipeline) checkpoint(ctx context.Context) error {
 // preload produces n messages made by next, 5 000 per WriteMessages call
 // on four goroutines, with the services' producer settings.
 func (p *pipeline) preload(ctx context.Context, n int64, next func() (contract.Message, error)) error {
-	w := producer(p.br.addr)
+	w := kafkax.NewWriter(p.br.addr)
 	defer w.Close()
 	chunks := make(chan []kafka.Message, 4)
 	errc := make(chan error, 5)
@@ -769,7 +769,7 @@ func (p *pipeline) preload(ctx context.Context, n int64, next func() (contract.M
 			}
 		}
 		select {
-		case chunks <- toKafka(msgs):
+		case chunks <- kafkax.ToKafka(msgs):
 		case err = <-errc:
 		}
 		done += k
@@ -843,7 +843,7 @@ func rawRelay(ctx context.Context, addr, group, from, to string, total int64) er
 		MaxWait: 250 * time.Millisecond, StartOffset: kafka.FirstOffset, CommitInterval: 0,
 	})
 	defer r.Close()
-	w := producer(addr)
+	w := kafkax.NewWriter(addr)
 	defer w.Close()
 	fetched := make(chan kafka.Message, 500)
 	go func() {

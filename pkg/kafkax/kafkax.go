@@ -192,8 +192,8 @@ func Ping(ctx context.Context, brokers []string) error {
 	return fmt.Errorf("kafka unreachable: %w", last)
 }
 
-// toKafka converts contract messages to kafka-go messages.
-func toKafka(msgs []contract.Message) []kafka.Message {
+// ToKafka converts contract messages to kafka-go messages.
+func ToKafka(msgs []contract.Message) []kafka.Message {
 	out := make([]kafka.Message, len(msgs))
 	for i, m := range msgs {
 		km := kafka.Message{Topic: m.Topic, Key: m.Key, Value: m.Value}

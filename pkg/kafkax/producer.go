@@ -44,19 +44,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		return nil, errors.New("kafkax: producer needs a metrics registry")
 	}
 	return &Producer{
-		w: &kafka.Writer{
-			Addr:         kafka.TCP(cfg.Brokers...),
-			Balancer:     kafka.Murmur2Balancer{},
-			RequiredAcks: kafka.RequireAll,
-			BatchTimeout: 2 * time.Millisecond,
-			BatchSize:    1000,
-			// Below the broker's default record-batch limit (message.max.bytes,
-			// 1 MiB): a larger batch would be refused whole and retried forever.
-			BatchBytes:   1_000_000,
-			MaxAttempts:  5,
-			WriteTimeout: 10 * time.Second,
-			ReadTimeout:  10 * time.Second,
-		},
+		w: NewWriter(cfg.Brokers...),
 		duration: cfg.Metrics.Histogram("eye_kafka_produce_duration_seconds",
 			"Time a Publish call took, acknowledged or failed, by topic (mixed: several topics in one call).",
 			[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
@@ -69,6 +57,26 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	}, nil
 }
 
+// NewWriter returns the kafka-go writer every Producer uses, for code that
+// must produce exactly as the services do (the benchmark's physical
+// limit): acks from all in-sync replicas, Murmur2 partitioning, a 2 ms
+// batch timeout, 1 000 messages or 1 MB per batch.
+func NewWriter(brokers ...string) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:         kafka.TCP(brokers...),
+		Balancer:     kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: 2 * time.Millisecond,
+		BatchSize:    1000,
+		// Below the broker's default record-batch limit (message.max.bytes,
+		// 1 MiB): a larger batch would be refused whole and retried forever.
+		BatchBytes:   1_000_000,
+		MaxAttempts:  5,
+		WriteTimeout: 10 * time.Second,
+		ReadTimeout:  10 * time.Second,
+	}
+}
+
 // Publish writes msgs and waits for their acknowledgement or ctx's end.
 // Messages with the same key keep their relative order.
 func (p *Producer) Publish(ctx context.Context, msgs ...contract.Message) error {
@@ -77,7 +85,7 @@ func (p *Producer) Publish(ctx context.Context, msgs ...contract.Message) error 
 	}
 	topic := topicLabel(msgs)
 	start := time.Now()
-	err := p.w.WriteMessages(ctx, toKafka(msgs)...)
+	err := p.w.WriteMessages(ctx, ToKafka(msgs)...)
 	p.duration.WithLabelValues(topic).Observe(time.Since(start).Seconds())
 	p.countProduced(msgs, err)
 	if err != nil {
