@@ -273,7 +273,7 @@ func Run(ctx context.Context, opt Options) (*Results, error) {
 	}
 	stopLoad()
 	b.results.Elapsed = time.Since(b.start).Round(time.Second).String()
-	b.results.Machine = machine()
+	b.results.Machine = stack.Machine()
 	b.results.Versions = b.versions(b.results.Versions.Commit)
 	b.results.Load = b.loadStats()
 	if err := b.write(); err != nil {

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,7 +12,6 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/the-eye/eye/pkg/pg"
@@ -24,52 +22,6 @@ const (
 	DocBegin = "<!-- BEGIN make bench results: written by `make bench`, do not edit by hand -->"
 	DocEnd   = "<!-- END make bench results -->"
 )
-
-// machine describes the CPU, memory, OS and kernel.
-func machine() string {
-	cpu := "unknown CPU"
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				cpu = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
-	mem := ""
-	if raw, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for _, line := range strings.Split(string(raw), "\n") {
-			var kb int64
-			if _, err := fmt.Sscanf(line, "MemTotal: %d kB", &kb); err == nil {
-				mem = fmt.Sprintf(", %.1f GiB RAM", float64(kb)/(1<<20))
-				break
-			}
-		}
-	}
-	osName := runtime.GOOS
-	if raw, err := os.ReadFile("/etc/os-release"); err == nil {
-		for _, line := range strings.Split(string(raw), "\n") {
-			if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
-				osName = strings.Trim(v, `"`)
-			}
-		}
-	}
-	var u syscall.Utsname
-	kernel := ""
-	if syscall.Uname(&u) == nil {
-		var rel []byte
-		for _, c := range u.Release {
-			if c == 0 {
-				break
-			}
-			rel = append(rel, byte(c))
-		}
-		kernel = ", Linux " + string(rel)
-	}
-	return fmt.Sprintf("%s, %d cores (nproc)%s; %s%s", cpu, runtime.NumCPU(), mem, osName, kernel)
-}
 
 // versions names what was measured.
 func (b *Bench) versions(commit string) Versions {

@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -10,10 +9,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/the-eye/eye/pkg/pg"
+	"github.com/the-eye/eye/pkg/stack"
 )
 
 // The generated part of docs/reliability.md lies between these markers.
@@ -46,7 +45,7 @@ func (s *suite) report(elapsed time.Duration) report {
 	b.WriteString(docBegin + "\n\n## Latest run\n\n")
 	fmt.Fprintf(&b, "- **When**: %s, services built from %s\n", s.start.UTC().Format("2006-01-02 15:04 MST"), builtFrom)
 	fmt.Fprintf(&b, "- **Command**: `make test-faults`; the whole suite took %s\n", elapsed.Round(time.Second))
-	fmt.Fprintf(&b, "- **Machine**: %s\n", machine())
+	fmt.Fprintf(&b, "- **Machine**: %s; the broker, Postgres, every service process and the load generator share it\n", stack.Machine())
 	fmt.Fprintf(&b, "- **Versions**: %s\n", s.versions())
 	fmt.Fprintf(&b, "- **Load**: %.0f events/s offered by %d client sessions (half single-event requests, half JSON arrays of 10), "+
 		"one request in flight per session; %s undisturbed before the first fault and after the last recovery\n\n",
@@ -122,53 +121,6 @@ func secs(d time.Duration) string {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
-}
-
-// machine describes the CPU, memory, OS and kernel.
-func machine() string {
-	cpu := "unknown CPU"
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				cpu = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
-	mem := ""
-	if raw, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kb int64
-		for _, line := range strings.Split(string(raw), "\n") {
-			if _, err := fmt.Sscanf(line, "MemTotal: %d kB", &kb); err == nil {
-				mem = fmt.Sprintf(", %.0f GiB RAM", float64(kb)/(1<<20))
-				break
-			}
-		}
-	}
-	osName := runtime.GOOS
-	if raw, err := os.ReadFile("/etc/os-release"); err == nil {
-		for _, line := range strings.Split(string(raw), "\n") {
-			if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
-				osName = strings.Trim(v, `"`)
-			}
-		}
-	}
-	var u syscall.Utsname
-	kernel := ""
-	if syscall.Uname(&u) == nil {
-		var rel []byte
-		for _, c := range u.Release {
-			if c == 0 {
-				break
-			}
-			rel = append(rel, byte(c))
-		}
-		kernel = ", Linux " + string(rel)
-	}
-	return fmt.Sprintf("%s, %d cores%s; %s%s; the broker, Postgres, every service process and the load generator share it",
-		cpu, runtime.NumCPU(), mem, osName, kernel)
 }
 
 // versions names Go, Kafka, Java, Postgres and kafka-go as run.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/the-eye/eye/pkg/traffic"
 )
 
 // App is an application sending events: its write key and its share of
@@ -27,42 +29,6 @@ type Event struct {
 	Data      []byte // a JSON object, ≈300 bytes
 	Timestamp time.Time
 }
-
-// The shape of the traffic, as pkg/cmd/eye-gen models it: categories
-// skewed (page views dominate), each with skewed names.
-var categories = []struct {
-	name   string
-	weight float64
-	names  []weighted
-}{
-	{"page interaction", 55, []weighted{{"pageview", 60}, {"cta click", 15}, {"scroll", 12}, {"video play", 5}, {"outbound click", 4}, {"share", 4}}},
-	{"form interaction", 20, []weighted{{"focus", 35}, {"change", 35}, {"submit", 15}, {"validation error", 10}, {"abandon", 5}}},
-	{"search", 10, []weighted{{"query", 50}, {"filter", 25}, {"result click", 20}, {"no results", 5}}},
-	{"commerce", 8, []weighted{{"product view", 50}, {"add to cart", 20}, {"remove from cart", 5}, {"checkout start", 15}, {"purchase", 10}}},
-	{"account", 4, []weighted{{"login", 50}, {"logout", 20}, {"signup", 20}, {"password reset", 10}}},
-	{"error", 2, []weighted{{"js error", 70}, {"api error", 30}}},
-	{"performance", 1, []weighted{{"web vitals", 80}, {"long task", 20}}},
-}
-
-type weighted struct {
-	name   string
-	weight float64
-}
-
-var (
-	sites      = []string{"shop", "news", "travel", "bank", "games", "recipes", "cars", "homes", "jobs", "music", "health", "sports"}
-	userAgents = []string{
-		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
-		"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
-		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
-		"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36",
-		"Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0",
-	}
-	referrers = []string{"https://www.google.com/", "https://www.bing.com/", "https://duckduckgo.com/", "https://t.co/", "https://www.facebook.com/", ""}
-	sections  = []string{"products", "articles", "offers", "reviews", "category", "help"}
-	locales   = []string{"en-US", "en-GB", "de-DE", "fr-FR", "es-ES", "pt-BR", "ja-JP"}
-	viewports = [][2]int{{1920, 1080}, {1440, 900}, {1366, 768}, {390, 844}, {412, 915}, {768, 1024}}
-)
 
 // session is an open session: its id, the device it runs on and how many
 // events it still has to send.
@@ -96,7 +62,7 @@ func NewGenerator(apps []App, sessionsPerApp int, seed uint64) *Generator {
 	for i, a := range apps {
 		cum += a.Weight
 		g.appCum = append(g.appCum, cum)
-		g.hosts = append(g.hosts, "www."+sites[i%len(sites)]+strconv.Itoa(i)+".example.com")
+		g.hosts = append(g.hosts, "www."+traffic.Sites[i%len(traffic.Sites)]+strconv.Itoa(i)+".example.com")
 		open := make([]session, max(sessionsPerApp, 1))
 		for k := range open {
 			open[k] = g.newSession()
@@ -110,10 +76,10 @@ func (g *Generator) newSession() session {
 	n := int(math.Round(20 * math.Exp(0.8*g.rng.NormFloat64())))
 	return session{
 		id:        uuidFrom(g.rng),
-		ua:        userAgents[g.rng.IntN(len(userAgents))],
-		locale:    locales[g.rng.IntN(len(locales))],
-		viewport:  viewports[g.rng.IntN(len(viewports))],
-		referrer:  referrers[g.rng.IntN(len(referrers))],
+		ua:        traffic.UserAgents[g.rng.IntN(len(traffic.UserAgents))],
+		locale:    traffic.Locales[g.rng.IntN(len(traffic.Locales))],
+		viewport:  traffic.Viewports[g.rng.IntN(len(traffic.Viewports))],
+		referrer:  traffic.Referrers[g.rng.IntN(len(traffic.Referrers))],
 		remaining: min(max(n, 1), 400),
 	}
 }
@@ -155,9 +121,9 @@ func (g *Generator) NextOf(app int) Event {
 	s := &open[k]
 	e := Event{App: app, Session: s.id, Timestamp: g.now().UTC()}
 	e.ID, _ = uuid.NewV7()
-	cat := &categories[pick(g.rng, len(categories), func(i int) float64 { return categories[i].weight })]
-	e.Category = cat.name
-	e.Name = cat.names[pick(g.rng, len(cat.names), func(i int) float64 { return cat.names[i].weight })].name
+	cat := &traffic.Categories[pick(g.rng, len(traffic.Categories), func(i int) float64 { return traffic.Categories[i].Weight })]
+	e.Category = cat.Name
+	e.Name = cat.Names[pick(g.rng, len(cat.Names), func(i int) float64 { return cat.Names[i].Weight })].Name
 	e.Data = g.data(app, s, e.Category)
 	if s.remaining--; s.remaining <= 0 {
 		open[k] = g.newSession()
@@ -198,7 +164,7 @@ func (g *Generator) data(app int, s *session, category string) []byte {
 	b = append(b, `{"host":`...)
 	b = strconv.AppendQuote(b, g.hosts[app])
 	b = append(b, `,"path":"/`...)
-	b = append(b, sections[g.rng.IntN(len(sections))]...)
+	b = append(b, traffic.Sections[g.rng.IntN(len(traffic.Sections))]...)
 	b = append(b, '/')
 	b = strconv.AppendInt(b, int64(g.rng.IntN(100000)), 10)
 	b = append(b, `","referrer":`...)

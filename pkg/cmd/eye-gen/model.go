@@ -11,42 +11,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-)
 
-// The shape of the data. Categories and names are skewed: page views
-// dominate, some names are rare.
-var categories = []struct {
-	name   string
-	weight float64
-	names  []weighted
-}{
-	{"page interaction", 55, []weighted{{"pageview", 60}, {"cta click", 15}, {"scroll", 12}, {"video play", 5}, {"outbound click", 4}, {"share", 4}}},
-	{"form interaction", 20, []weighted{{"focus", 35}, {"change", 35}, {"submit", 15}, {"validation error", 10}, {"abandon", 5}}},
-	{"search", 10, []weighted{{"query", 50}, {"filter", 25}, {"result click", 20}, {"no results", 5}}},
-	{"commerce", 8, []weighted{{"product view", 50}, {"add to cart", 20}, {"remove from cart", 5}, {"checkout start", 15}, {"purchase", 10}}},
-	{"account", 4, []weighted{{"login", 50}, {"logout", 20}, {"signup", 20}, {"password reset", 10}}},
-	{"error", 2, []weighted{{"js error", 70}, {"api error", 30}}},
-	{"performance", 1, []weighted{{"web vitals", 80}, {"long task", 20}}},
-}
-
-type weighted struct {
-	name   string
-	weight float64
-}
-
-var (
-	sites      = []string{"shop", "news", "travel", "bank", "games", "recipes", "cars", "homes", "jobs", "music", "health", "sports"}
-	userAgents = []string{
-		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
-		"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
-		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
-		"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36",
-		"Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0",
-	}
-	referrers = []string{"https://www.google.com/", "https://www.bing.com/", "https://duckduckgo.com/", "https://t.co/", "https://www.facebook.com/", ""}
-	sections  = []string{"products", "articles", "offers", "reviews", "category", "help"}
-	locales   = []string{"en-US", "en-GB", "de-DE", "fr-FR", "es-ES", "pt-BR", "ja-JP"}
-	viewports = [][2]int{{1920, 1080}, {1440, 900}, {1366, 768}, {390, 844}, {412, 915}, {768, 1024}}
+	"github.com/the-eye/eye/pkg/traffic"
 )
 
 // Session shape: lengths log-normal around 20 events (mean about 27),
@@ -97,20 +63,20 @@ func newGenerator(seed uint64, apps int, begin, end time.Time) *generator {
 	g := &generator{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), begin: begin, end: end}
 	total := 0.0
 	for i := range apps {
-		a := &app{id: g.uuid4(), name: fmt.Sprintf("%s-%d", sites[i%len(sites)], i)}
+		a := &app{id: g.uuid4(), name: fmt.Sprintf("%s-%d", traffic.Sites[i%len(traffic.Sites)], i)}
 		a.host = "www." + a.name + ".example"
 		g.apps = append(g.apps, a)
 		total += 1 / float64(i+1) // Zipf: the largest application is ~22% of 50
 		g.appCum = append(g.appCum, total)
 	}
 	total = 0
-	for _, c := range categories {
-		total += c.weight
+	for _, c := range traffic.Categories {
+		total += c.Weight
 		g.catCum = append(g.catCum, total)
 		var cum []float64
 		t := 0.0
-		for _, n := range c.names {
-			t += n.weight
+		for _, n := range c.Names {
+			t += n.Weight
 			cum = append(cum, t)
 		}
 		g.nameCum = append(g.nameCum, cum)
@@ -192,11 +158,11 @@ func (g *generator) event(s *session, i int) row {
 		ni = pick(g.r, g.nameCum[ci])
 	}
 	received := ts.Add(50*time.Millisecond + time.Duration(g.r.ExpFloat64()*float64(300*time.Millisecond))).Truncate(time.Microsecond)
-	c := categories[ci]
+	c := traffic.Categories[ci]
 	return row{
 		id: g.uuid7(received).String(), app: s.app.id.String(), session: s.id.String(),
-		category: c.name, name: c.names[ni].name,
-		data: string(g.data(s, c.name)), ts: ts, received: received,
+		category: c.Name, name: c.Names[ni].Name,
+		data: string(g.data(s, c.Name)), ts: ts, received: received,
 	}
 }
 
@@ -207,21 +173,21 @@ func (g *generator) data(s *session, category string) []byte {
 	b = append(b, `{"host":"`...)
 	b = append(b, s.app.host...)
 	b = append(b, `","path":"/`...)
-	b = append(b, sections[r.IntN(len(sections))]...)
+	b = append(b, traffic.Sections[r.IntN(len(traffic.Sections))]...)
 	b = append(b, "/item-"...)
 	b = strconv.AppendInt(b, int64(r.IntN(100000)), 10)
 	b = append(b, `","referrer":"`...)
-	b = append(b, referrers[r.IntN(len(referrers))]...)
-	ua := int(s.id[0]) % len(userAgents) // stable within a session
+	b = append(b, traffic.Referrers[r.IntN(len(traffic.Referrers))]...)
+	ua := int(s.id[0]) % len(traffic.UserAgents) // stable within a session
 	b = append(b, `","user_agent":"`...)
-	b = append(b, userAgents[ua]...)
-	vp := viewports[int(s.id[1])%len(viewports)]
+	b = append(b, traffic.UserAgents[ua]...)
+	vp := traffic.Viewports[int(s.id[1])%len(traffic.Viewports)]
 	b = append(b, `","viewport":{"w":`...)
 	b = strconv.AppendInt(b, int64(vp[0]), 10)
 	b = append(b, `,"h":`...)
 	b = strconv.AppendInt(b, int64(vp[1]), 10)
 	b = append(b, `},"locale":"`...)
-	b = append(b, locales[int(s.id[2])%len(locales)]...)
+	b = append(b, traffic.Locales[int(s.id[2])%len(traffic.Locales)]...)
 	b = append(b, '"')
 	switch category {
 	case "form interaction":
