@@ -501,6 +501,9 @@ func lostNote(n int64) string {
 // the middle third's mean plus 0.5 s of events); drained within 15 s after
 // the load; no service exiting. With probe, one request in two has its
 // first event polled in query-api until visible.
+// warmUp is how long an end-to-end step runs its load before it measures.
+const warmUp = 3 * time.Second
+
 func (b *Bench) e2eStep(ctx context.Context, br *broker, rate float64, probe bool) (*step, error) {
 	if err := br.fresh(ctx); err != nil {
 		return nil, err
@@ -559,6 +562,20 @@ func (b *Bench) e2eStep(ctx context.Context, br *broker, rate float64, probe boo
 	op := postOp(client, p.url("ingest-gateway")+"/events/", p.apps, gens, bodyArray, batchSize, onAck)
 
 	groups := map[string]string{"validator": p.topics.Raw, "writer.events": p.topics.Events}
+	// Warm up first: the same load for warmUp, then wait for the consumers
+	// to catch up, so the step measures a running pipeline rather than its
+	// start (the consumers' first group join took a few hundred ms on
+	// Apache Kafka, which alone made the p99 of ingest → queryable).
+	warm := postOp(client, p.url("ingest-gateway")+"/events/", p.apps, gens, bodyArray, batchSize, nil)
+	if _, err := loadgen.Run(ctx, loadgen.Config{Rate: rate / batchSize, Duration: warmUp, Workers: bound}, warm); err != nil {
+		return nil, fmt.Errorf("warm-up: %w", err)
+	}
+	if err := stack.Poll(ctx, 60*time.Second, func() bool {
+		l, err := p.lag(ctx, groups)
+		return err == nil && l == 0
+	}); err != nil {
+		return nil, fmt.Errorf("warm-up: the consumers did not catch up: %w", err)
+	}
 	lagCtx, stopLag := context.WithCancel(ctx)
 	type sample struct {
 		at  time.Time
