@@ -97,7 +97,7 @@ func inspect(payload []byte) *Reason {
 				return &Reason{Code: CodeNulCharacter, Field: keyPointer(key), Message: "keys must not contain NUL (\\u0000)"}
 			}
 			if top.keys[key] {
-				return &Reason{Code: CodeDuplicateKey, Field: keyPointer(key), Message: fmt.Sprintf("key %q appears more than once", truncate(key, 64))}
+				return &Reason{Code: CodeDuplicateKey, Field: keyPointer(key), Message: fmt.Sprintf("key %q appears more than once", Truncate(key, 64))}
 			}
 			top.keys[key] = true
 			top.key, top.wantKey = key, false
@@ -121,7 +121,7 @@ func inspect(payload []byte) *Reason {
 			value()
 		case json.Number:
 			if _, err := strconv.ParseFloat(t.String(), 64); err != nil {
-				return &Reason{Code: CodeInvalidNumber, Field: pointer(""), Message: fmt.Sprintf("number %s is beyond the range of a 64-bit float", truncate(t.String(), 32))}
+				return &Reason{Code: CodeInvalidNumber, Field: pointer(""), Message: fmt.Sprintf("number %s is beyond the range of a 64-bit float", Truncate(t.String(), 32))}
 			}
 			value()
 		default:

@@ -102,7 +102,7 @@ func (r Rules) validate(obj map[string]json.RawMessage, received, now time.Time)
 		if id, ok := ParseSessionID(sid); ok {
 			f.SessionID = id
 		} else {
-			add(CodeInvalidSessionID, field, "session id %q is not a UUID", truncate(sid, 64))
+			add(CodeInvalidSessionID, field, "session id %q is not a UUID", Truncate(sid, 64))
 		}
 	}
 
@@ -155,7 +155,7 @@ func (r Rules) timestamp(obj map[string]json.RawMessage, key string, required bo
 	}
 	t, err := ParseTimestamp(s)
 	if err != nil {
-		add(CodeInvalidTimestamp, ptr, "%q: %v", truncate(s, 64), err)
+		add(CodeInvalidTimestamp, ptr, "%q: %v", Truncate(s, 64), err)
 		return time.Time{}, false
 	}
 	if y := t.Year(); y < 1 || y > 9999 {
@@ -243,7 +243,9 @@ func isNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || string(raw) == "null"
 }
 
-func truncate(s string, n int) string {
+// Truncate cuts s to at most n bytes on a character boundary, marking the
+// cut with "…": for quoting client input in reasons.
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

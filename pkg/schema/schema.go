@@ -154,7 +154,7 @@ func (s *Schema) Validate(data json.RawMessage) event.Reasons {
 	more := 0
 	add := func(loc []string, msg string) {
 		if len(out) < MaxViolations {
-			out = append(out, event.Reason{Code: event.CodeSchemaViolation, Field: "/data" + pointer(loc), Message: truncate(msg, maxMessage)})
+			out = append(out, event.Reason{Code: event.CodeSchemaViolation, Field: "/data" + pointer(loc), Message: event.Truncate(msg, maxMessage)})
 		} else {
 			more++
 		}
@@ -185,18 +185,6 @@ func (s *Schema) Validate(data json.RawMessage) event.Reasons {
 // maxMessage bounds a violation's message in bytes: messages may quote the
 // failing value (e.g. a string that does not match a pattern).
 const maxMessage = 300
-
-// truncate cuts s to at most n bytes on a character boundary, marking the
-// cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}
 
 // leaves calls f for every error of the tree that has no causes, in order.
 func leaves(e *jsonschema.ValidationError, f func(*jsonschema.ValidationError)) {
