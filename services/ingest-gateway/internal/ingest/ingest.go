@@ -112,8 +112,11 @@ type Result struct {
 func (s *Service) Ingest(ctx context.Context, app uuid.UUID, body []byte, admit Admit) (Result, error) {
 	received := event.Canonical(s.now())
 	trimmed := bytes.TrimSpace(body)
-	if !jsonx.Valid(trimmed) {
-		return Result{}, s.reject(ctx, app, body, received, event.Reason{Code: event.CodeInvalidJSON, Message: "body is not valid JSON"})
+	invalid := event.Reason{Code: event.CodeInvalidJSON, Message: "body is not valid JSON"}
+	// An array is validated by decoding it (below); anything else first,
+	// so that invalid JSON is reported as such before any per-event check.
+	if len(trimmed) == 0 || trimmed[0] != '[' && !jsonx.Valid(trimmed) {
+		return Result{}, s.reject(ctx, app, body, received, invalid)
 	}
 	switch trimmed[0] {
 	case '{':
@@ -131,7 +134,7 @@ func (s *Service) Ingest(ctx context.Context, app uuid.UUID, body []byte, admit 
 	case '[':
 		var items []json.RawMessage
 		if err := jsonx.Unmarshal(trimmed, &items); err != nil {
-			return Result{}, fmt.Errorf("ingest: decode batch: %w", err) // unreachable: validated above
+			return Result{}, s.reject(ctx, app, body, received, invalid)
 		}
 		if len(items) == 0 {
 			return Result{}, ErrEmptyBatch

@@ -78,6 +78,8 @@ func TestIngest(t *testing.T) {
 		{name: "single too large", body: `{"session_id":"` + sid + `","x":"` + strings.Repeat("a", 200) + `"}`, wantCode: event.CodeTooLarge, published: []string{topics.Errors}},
 		{name: "not json", body: `{"a":`, wantCode: event.CodeInvalidJSON, published: []string{topics.Errors}},
 		{name: "empty body", body: ``, wantCode: event.CodeInvalidJSON, published: []string{topics.Errors}},
+		{name: "unterminated array", body: `[{"session_id":"` + sid + `"},`, wantCode: event.CodeInvalidJSON, published: []string{topics.Errors}},
+		{name: "array with trailing garbage", body: `[{"session_id":"` + sid + `"}] x`, wantCode: event.CodeInvalidJSON, published: []string{topics.Errors}},
 		{name: "scalar", body: `42`, wantCode: event.CodeNotObject, published: []string{topics.Errors}},
 		{name: "empty batch", body: `[]`, wantErr: ErrEmptyBatch},
 	}
