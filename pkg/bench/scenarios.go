@@ -570,10 +570,7 @@ func (b *Bench) e2eStep(ctx context.Context, br *broker, rate float64, probe boo
 	if _, err := loadgen.Run(ctx, loadgen.Config{Rate: rate / batchSize, Duration: warmUp, Workers: bound}, warm); err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
 	}
-	if err := stack.Poll(ctx, 60*time.Second, func() bool {
-		l, err := p.lag(ctx, groups)
-		return err == nil && l == 0
-	}); err != nil {
+	if err := p.caughtUp(ctx, groups); err != nil {
 		return nil, fmt.Errorf("warm-up: the consumers did not catch up: %w", err)
 	}
 	lagCtx, stopLag := context.WithCancel(ctx)
@@ -631,10 +628,7 @@ func (b *Bench) e2eStep(ctx context.Context, br *broker, rate float64, probe boo
 	s.meanLag = float64(lastSum) / float64(max(lastN, 1))
 	midMean := float64(midSum) / float64(max(midN, 1))
 	ended := time.Now()
-	derr := stack.Poll(ctx, 60*time.Second, func() bool {
-		l, err := p.lag(ctx, groups)
-		return err == nil && l == 0
-	})
+	derr := p.caughtUp(ctx, groups)
 	s.drain = time.Since(ended)
 	var why []string
 	if s.res.Unsent > 0 {
@@ -847,6 +841,14 @@ func (p *pipeline) drain(ctx context.Context, group, topic string, total int64, 
 		return false
 	})
 	return d, err
+}
+
+// caughtUp waits (at most 60 s) until groups have no lag.
+func (p *pipeline) caughtUp(ctx context.Context, groups map[string]string) error {
+	return stack.Poll(ctx, 60*time.Second, func() bool {
+		l, err := p.lag(ctx, groups)
+		return err == nil && l == 0
+	})
 }
 
 // rawRelay is the validator's physical limit: a kafka-go group reader
