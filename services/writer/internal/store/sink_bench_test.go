@@ -8,9 +8,6 @@ package store_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"strings"
 	"sync"
 	"testing"
 
@@ -39,74 +36,6 @@ func init() {
 			return sk.Events(ctx, messagesOf(batch))
 		})
 	}
-}
-
-// Two cases emulate changes outside the store that the measurements call
-// for (docs/benchmarks-writer.md): the envelope decoded with one
-// json.Unmarshal instead of contract.Decode's two, on one goroutine and on
-// two; then the same store calls as sink.Events.
-func init() {
-	for _, c := range []struct {
-		name    string
-		workers int
-	}{{"decode1+store/b1000", 1}, {"decode1x2+store/b1000", 2}, {"decode1x2+store/b5000", 2}} {
-		size := 1000
-		if strings.HasSuffix(c.name, "b5000") {
-			size = 5000
-		}
-		store.AddBenchCase(c.name, size, 1, encodeBacklog, func(ctx context.Context, db *sqlx.DB, batch []event.Event) error {
-			st, err := store.New(db)
-			if err != nil {
-				return err
-			}
-			events, err := decodeEvents(messagesOf(batch), c.workers)
-			if err != nil {
-				return err
-			}
-			check, err := st.CheckSessions(ctx, events)
-			if err != nil {
-				return err
-			}
-			keep := events[:0]
-			for _, e := range events {
-				if check(e) == nil {
-					keep = append(keep, e)
-				}
-			}
-			if rej, err := st.InsertEvents(ctx, keep); err != nil || len(rej) > 0 {
-				return fmt.Errorf("insert: %d rejected, %w", len(rej), err)
-			}
-			if err := st.MarkReplayed(ctx, nil); err != nil {
-				return err
-			}
-			return st.InsertErrors(ctx, nil)
-		})
-	}
-}
-
-// decodeEvents decodes envelopes with one json.Unmarshal each, on workers
-// goroutines.
-func decodeEvents(msgs []contract.Message, workers int) ([]event.Event, error) {
-	out := make([]event.Event, len(msgs))
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < len(msgs); i += workers {
-				var e contract.Event
-				if err := json.Unmarshal(msgs[i].Value, &e); err != nil || e.V != contract.Version || e.Type != contract.TypeEvent {
-					errs[w] = fmt.Errorf("decode: %v", err)
-					return
-				}
-				out[i] = event.Event{
-					ID: e.ID, AppID: e.AppID, SessionID: e.SessionID, Category: e.Category, Name: e.Name,
-					Data: e.Data, Timestamp: e.Timestamp, ClientTimestamp: e.ClientTimestamp, ReceivedAt: e.ReceivedAt,
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return out, errors.Join(errs...)
 }
 
 var (
