@@ -50,8 +50,8 @@ type SchemaRequest struct {
 
 // SchemaList is a page of schema versions.
 type SchemaList struct {
+	PageLinks
 	Results []schemas.Record `json:"results"`
-	Next    *string          `json:"next"`
 }
 
 // maxSchemaBody bounds the body that adds a schema.
@@ -126,25 +126,17 @@ func (s *schemaAPI) add(c *gin.Context) {
 //	@Failure		403			{object}	httpx.ErrorBody
 //	@Router			/admin/schemas/ [get]
 func (s *schemaAPI) list(c *gin.Context) {
-	page := schemas.Page{Cursor: c.Query("cursor")}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > schemas.MaxLimit {
-			httpx.Abort(c, http.StatusBadRequest, "invalid_parameter", "limit: must be 1.."+strconv.Itoa(schemas.MaxLimit))
-			return
-		}
-		page.Limit = n
-	}
-	recs, next, err := s.store.List(c.Request.Context(), schemas.Filter{Category: c.Query("category"), Name: c.Query("name")}, page)
-	if errors.Is(err, schemas.ErrBadCursor) {
-		httpx.Abort(c, http.StatusBadRequest, "invalid_cursor", "the cursor is invalid")
+	p := listParams(c, "category", "name")
+	page := p.page(c)
+	if p.failed(c) {
 		return
 	}
+	recs, links, err := s.store.List(c.Request.Context(), schemas.Filter{Category: c.Query("category"), Name: c.Query("name")}, page)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, SchemaList{Results: recs, Next: nextOf(next)})
+	c.JSON(http.StatusOK, SchemaList{PageLinks: linksOf(c, links), Results: recs})
 }
 
 // get returns one schema version.

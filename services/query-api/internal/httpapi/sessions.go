@@ -10,8 +10,8 @@ import (
 
 // AuditList is a page of an event's audit entries.
 type AuditList struct {
+	PageLinks
 	Results []query.AuditEntry `json:"results"`
-	Next    *string            `json:"next"`
 }
 
 // sessionTimeline lists a session's events in the order they happened.
@@ -33,17 +33,17 @@ func (a *API) sessionTimeline(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var p params
+	p := listParams(c)
 	page := p.page(c)
 	if p.failed(c) {
 		return
 	}
-	res, next, err := a.store.Timeline(c.Request.Context(), scopeOf(c), id, page)
+	res, links, err := a.store.Timeline(c.Request.Context(), scopeOf(c), id, page)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, EventList{Results: res, Next: nextOf(next)})
+	c.JSON(http.StatusOK, EventList{PageLinks: linksOf(c, links), Results: res})
 }
 
 // eraseSession erases a session.
@@ -90,15 +90,15 @@ func (a *API) eventAudit(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var p params
+	p := listParams(c)
 	page := p.page(c)
 	if p.failed(c) {
 		return
 	}
-	res, next, err := a.store.Audit(c.Request.Context(), id, page)
+	res, links, err := a.store.Audit(c.Request.Context(), id, page)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, AuditList{Results: res, Next: nextOf(next)})
+	c.JSON(http.StatusOK, AuditList{PageLinks: linksOf(c, links), Results: res})
 }
