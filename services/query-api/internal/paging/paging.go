@@ -81,10 +81,10 @@ func encode[P any](list string, pos P, reverse bool) *string {
 	return &s
 }
 
-// Decode reads a cursor made for list; "" is the first page (nil). Any
-// other cursor than one Cut made for list is ErrInvalidCursor, wrapped
-// with what is wrong.
-func Decode[P any](s, list string) (*Cursor[P], error) {
+// Decode reads cursor s of list; "" is the first page (nil). Any other
+// cursor than one Cut made for list is ErrInvalidCursor, wrapped with what
+// is wrong.
+func Decode[P any](list, s string) (*Cursor[P], error) {
 	if s == "" {
 		return nil, nil
 	}
