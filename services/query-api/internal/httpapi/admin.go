@@ -105,14 +105,14 @@ func (a *API) createApplication(c *gin.Context) {
 // listApplications lists applications.
 //
 //	@Summary		List applications
-//	@Description	Oldest first, disabled ones included. Keyset pagination: pass the previous page's "next" as cursor.
+//	@Description	Oldest first, disabled ones included. Pages as Django REST framework's CursorPagination: GET "next" or "previous" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.
 //	@Tags			admin
 //	@Produce		json
 //	@Security		BearerKey
 //	@Param			limit	query		int		false	"page size, 1..1000 (default 100)"
-//	@Param			cursor	query		string	false	"the previous page's next"
+//	@Param			cursor	query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200		{object}	ApplicationList
-//	@Failure		400		{object}	httpx.ErrorBody
+//	@Failure		400		{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor, unknown_parameter"
 //	@Failure		401		{object}	httpx.ErrorBody
 //	@Failure		403		{object}	httpx.ErrorBody
 //	@Router			/admin/applications/ [get]
@@ -279,12 +279,13 @@ func (a *API) createKey(c *gin.Context) {
 // listKeys lists an application's keys.
 //
 //	@Summary		List an application's API keys
-//	@Description	Oldest first, revoked and expired ones included, never the key material: identify a key by its prefix.
+//	@Description	Oldest first, revoked and expired ones included, never the key material: identify a key by its prefix. One page: next and previous are null. It takes no query parameters (400 unknown_parameter).
 //	@Tags			admin
 //	@Produce		json
 //	@Security		BearerKey
 //	@Param			id	path		string	true	"application id"
 //	@Success		200	{object}	KeyList
+//	@Failure		400	{object}	httpx.ErrorBody	"unknown_parameter"
 //	@Failure		401	{object}	httpx.ErrorBody
 //	@Failure		403	{object}	httpx.ErrorBody
 //	@Failure		404	{object}	httpx.ErrorBody

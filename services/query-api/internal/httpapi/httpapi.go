@@ -99,7 +99,7 @@ type ErrorList struct {
 // listEvents lists events.
 //
 //	@Summary		List events
-//	@Description	Newest first unless ordering=timestamp. Keyset pagination: pass the previous page's "next" as cursor. A read key sees its own application's events; an admin key sees all and may filter by application.
+//	@Description	Newest first unless ordering=timestamp. Pages as Django REST framework's CursorPagination: GET "next" or "previous" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter. A read key sees its own application's events; an admin key sees all and may filter by application.
 //	@Tags			events
 //	@Produce		json
 //	@Security		BearerKey
@@ -111,7 +111,7 @@ type ErrorList struct {
 //	@Param			application		query		string	false	"application id (admin keys)"
 //	@Param			ordering		query		string	false	"timestamp or -timestamp (default)"
 //	@Param			limit			query		int		false	"page size, 1..1000 (default 100)"
-//	@Param			cursor			query		string	false	"the previous page's next"
+//	@Param			cursor			query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200				{object}	EventList
 //	@Failure		400				{object}	httpx.ErrorBody
 //	@Failure		401				{object}	httpx.ErrorBody
@@ -261,7 +261,7 @@ func (a *API) deleteEvent(c *gin.Context) {
 // listSessions lists sessions.
 //
 //	@Summary		List sessions
-//	@Description	Newest first, with first/last event time and event count.
+//	@Description	Newest first, with first/last event time and event count. Pages as Django REST framework's CursorPagination: GET "next" or "previous" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.
 //	@Tags			sessions
 //	@Produce		json
 //	@Security		BearerKey
@@ -269,9 +269,9 @@ func (a *API) deleteEvent(c *gin.Context) {
 //	@Param			created__lte	query		string	false	"created at or before (also: to)"
 //	@Param			application		query		string	false	"application id (admin keys)"
 //	@Param			limit			query		int		false	"page size, 1..1000 (default 100)"
-//	@Param			cursor			query		string	false	"the previous page's next"
+//	@Param			cursor			query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200				{object}	SessionList
-//	@Failure		400				{object}	httpx.ErrorBody
+//	@Failure		400				{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor, unknown_parameter"
 //	@Router			/sessions/ [get]
 func (a *API) listSessions(c *gin.Context) {
 	p := listParams(c, "created__gte", "from", "created__lte", "to", "application")
@@ -318,7 +318,7 @@ func (a *API) getSession(c *gin.Context) {
 // listErrors lists error records.
 //
 //	@Summary		List error records
-//	@Description	Newest first. Each record has its reasons (code, JSON pointer, message), the stage that found them, the original payload (utf8 text, or base64 when it was not valid UTF-8), the payload's category and name when it is a JSON object, the schema version that applied, and its replay lineage (replayed_as, replay_of).
+//	@Description	Newest first. Each record has its reasons (code, JSON pointer, message), the stage that found them, the original payload (utf8 text, or base64 when it was not valid UTF-8), the payload's category and name when it is a JSON object, the schema version that applied, and its replay lineage (replayed_as, replay_of). Pages as Django REST framework's CursorPagination: GET "next" or "previous" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.
 //	@Tags			errors
 //	@Produce		json
 //	@Security		BearerKey
@@ -332,9 +332,9 @@ func (a *API) getSession(c *gin.Context) {
 //	@Param			detected__lte	query		string	false	"detected at or before (also: to)"
 //	@Param			application		query		string	false	"application id (admin keys)"
 //	@Param			limit			query		int		false	"page size, 1..1000 (default 100)"
-//	@Param			cursor			query		string	false	"the previous page's next"
+//	@Param			cursor			query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200				{object}	ErrorList
-//	@Failure		400				{object}	httpx.ErrorBody
+//	@Failure		400				{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor, unknown_parameter"
 //	@Router			/errors/ [get]
 func (a *API) listErrors(c *gin.Context) {
 	p := listParams(c, errorFilters...)

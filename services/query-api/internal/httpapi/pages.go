@@ -17,8 +17,8 @@ import (
 // Authorization header) answers the next page with the same filters,
 // ordering and limit, previous the page before; null at either end.
 type PageLinks struct {
-	Next     *string `json:"next" example:"http://localhost:8081/events/?category=page+interaction&cursor=pVhG0Tr8eyJsIjoiZXZlbnRzOi10aW1lc3RhbXAiLCJwIjp7InQiOiIyMDIxLTAxLTAxVDA5OjE1OjI3LjI0Mzg2WiIsImlkIjoiMDE5MmYwYzAtMDAwMC03MDAwLTgwMDAtMDAwMDAwMDAwMDAxIn19&limit=10"`
-	Previous *string `json:"previous" example:"null"`
+	Next     *string `json:"next" example:"http://localhost:8081/events/?category=page+interaction&cursor=...&limit=10"`
+	Previous *string `json:"previous"`
 }
 
 // linksOf is the URLs of the pages l names, relative to the request's.

@@ -112,16 +112,16 @@ func (s *schemaAPI) add(c *gin.Context) {
 // list lists schema versions.
 //
 //	@Summary		List schema versions
-//	@Description	By category, name, then version, with their JSON Schemas. Keyset pagination: pass the previous page's "next" as cursor.
+//	@Description	By category, name, then version, with their JSON Schemas. Pages as Django REST framework's CursorPagination: GET "next" or "previous" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.
 //	@Tags			schemas
 //	@Produce		json
 //	@Security		BearerKey
 //	@Param			category	query		string	false	"category, exact"
 //	@Param			name		query		string	false	"name, exact"
 //	@Param			limit		query		int		false	"page size, 1..1000 (default 100)"
-//	@Param			cursor		query		string	false	"the previous page's next"
+//	@Param			cursor		query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200			{object}	SchemaList
-//	@Failure		400			{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor"
+//	@Failure		400			{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor, unknown_parameter"
 //	@Failure		401			{object}	httpx.ErrorBody
 //	@Failure		403			{object}	httpx.ErrorBody
 //	@Router			/admin/schemas/ [get]
