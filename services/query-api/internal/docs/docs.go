@@ -2727,10 +2727,12 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
                     "type": "string",
                     "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
                 },
                 "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string"
                 },
                 "results": {
@@ -2809,10 +2811,12 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
                     "type": "string",
                     "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
                 },
                 "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string"
                 },
                 "results": {
@@ -2827,10 +2831,12 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
                     "type": "string",
                     "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
                 },
                 "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string"
                 },
                 "results": {
@@ -2866,10 +2872,12 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
                     "type": "string",
                     "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
                 },
                 "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string"
                 },
                 "results": {
@@ -2884,10 +2892,12 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
                     "type": "string",
                     "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
                 },
                 "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string"
                 },
                 "results": {
@@ -2938,10 +2948,12 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
                     "type": "string",
                     "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
                 },
                 "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string"
                 },
                 "results": {
@@ -2973,10 +2985,12 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
                     "type": "string",
                     "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
                 },
                 "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string"
                 },
                 "results": {

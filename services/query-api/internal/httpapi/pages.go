@@ -17,7 +17,9 @@ import (
 // Authorization header) answers the next page with the same filters,
 // ordering and limit, previous the page before; null at either end.
 type PageLinks struct {
+	// Next is the URL of the next page; null on the last page.
 	Next     *string `json:"next" example:"http://localhost:8081/events/?category=page+interaction&cursor=...&limit=10"`
+	// Previous is the URL of the page before; null on the first page.
 	Previous *string `json:"previous"`
 }
 
@@ -64,7 +66,7 @@ func schemeOf(r *http.Request) string {
 // listParams starts the parameters of a paginated list that takes
 // filters: limit, cursor and the filters are known (see knownParams).
 func listParams(c *gin.Context, filters ...string) *params {
-	return knownParams(c, append(filters, "limit", "cursor")...)
+	return knownParams(c, slices.Concat(filters, []string{"limit", "cursor"})...)
 }
 
 // knownParams starts the parameters of a request that takes the known
