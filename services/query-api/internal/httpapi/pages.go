@@ -18,7 +18,7 @@ import (
 // ordering and limit, previous the page before; null at either end.
 type PageLinks struct {
 	// Next is the URL of the next page; null on the last page.
-	Next     *string `json:"next" example:"http://localhost:8081/events/?category=page+interaction&cursor=...&limit=10"`
+	Next *string `json:"next" example:"http://localhost:8081/events/?category=page+interaction&cursor=...&limit=10"`
 	// Previous is the URL of the page before; null on the first page.
 	Previous *string `json:"previous"`
 }
