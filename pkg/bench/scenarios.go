@@ -609,7 +609,7 @@ func (b *Bench) e2eStep(ctx context.Context, br *broker, rate float64, probe boo
 	if probe {
 		err = phase()
 	} else {
-		err = b.profile(br, name, "ingest-gateway", phase)
+		err = b.profile(br, name, string(harness.Gateway), phase)
 	}
 	stopLag()
 	lagWG.Wait()
