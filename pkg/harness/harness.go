@@ -73,16 +73,19 @@ func Build(root, dir string, services ...Service) error {
 }
 
 // Options say where the pipeline runs and how its services are set up.
+// The services inherit this process's environment; a setting left empty
+// (or 0) adds nothing to it, so the inherited value or the services'
+// default applies.
 type Options struct {
 	BinDir      string // the binaries, as Build left them
 	LogDir      string // instance <service>-<n> logs to LogDir/<service>-<n>.log
 	Brokers     string // EYE_KAFKA_BROKERS, comma-separated
 	PostgresDSN string // EYE_POSTGRES_DSN
-	TopicPrefix string // EYE_TOPIC_PREFIX; "" for none
-	Partitions  int    // EYE_TOPIC_PARTITIONS; 0 leaves the services' default
-	WriteKey    string // EYE_DEV_WRITE_KEY; "" for none
-	ReadKey     string // EYE_DEV_READ_KEY; "" for none
-	SchemaDir   string // EYE_SCHEMA_DIR; "" leaves the services' default
+	TopicPrefix string // EYE_TOPIC_PREFIX
+	Partitions  int    // EYE_TOPIC_PARTITIONS
+	WriteKey    string // EYE_DEV_WRITE_KEY
+	ReadKey     string // EYE_DEV_READ_KEY
+	SchemaDir   string // EYE_SCHEMA_DIR
 	// Env are extra KEY=value settings for every service; ServiceEnv for
 	// one service only (they win over Env).
 	Env        []string
@@ -135,19 +138,17 @@ func New(ctx context.Context, o Options) (*Pipeline, error) {
 		o.ReadyTimeout = 90 * time.Second
 	}
 	p := &Pipeline{o: o, crashed: make(chan string, 16), running: map[Service][]*Process{}, seq: map[Service]int{}}
-	p.env = append(os.Environ(), "EYE_KAFKA_BROKERS="+o.Brokers, "EYE_POSTGRES_DSN="+o.PostgresDSN,
-		"EYE_TOPIC_PREFIX="+o.TopicPrefix)
+	p.env = os.Environ()
+	for _, kv := range [][2]string{
+		{"EYE_KAFKA_BROKERS", o.Brokers}, {"EYE_POSTGRES_DSN", o.PostgresDSN}, {"EYE_TOPIC_PREFIX", o.TopicPrefix},
+		{"EYE_DEV_WRITE_KEY", o.WriteKey}, {"EYE_DEV_READ_KEY", o.ReadKey}, {"EYE_SCHEMA_DIR", o.SchemaDir},
+	} {
+		if kv[1] != "" {
+			p.env = append(p.env, kv[0]+"="+kv[1])
+		}
+	}
 	if o.Partitions > 0 {
 		p.env = append(p.env, "EYE_TOPIC_PARTITIONS="+strconv.Itoa(o.Partitions))
-	}
-	if o.WriteKey != "" {
-		p.env = append(p.env, "EYE_DEV_WRITE_KEY="+o.WriteKey)
-	}
-	if o.ReadKey != "" {
-		p.env = append(p.env, "EYE_DEV_READ_KEY="+o.ReadKey)
-	}
-	if o.SchemaDir != "" {
-		p.env = append(p.env, "EYE_SCHEMA_DIR="+o.SchemaDir)
 	}
 	p.env = append(p.env, o.Env...)
 	p.stopWatch = context.AfterFunc(ctx, func() { p.Stop() })

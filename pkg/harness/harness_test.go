@@ -199,3 +199,21 @@ func TestStartUnknownService(t *testing.T) {
 		t.Fatal("started an unknown service")
 	}
 }
+
+// A setting left empty adds nothing: the inherited value applies (e.g. a
+// topic prefix set for `make run`); a setting given wins.
+func TestEnvInheritsWhatIsNotSet(t *testing.T) {
+	t.Setenv("EYE_TOPIC_PREFIX", "inherited.")
+	t.Setenv("EYE_KAFKA_BROKERS", "inherited:9092")
+	p, err := harness.New(context.Background(), harness.Options{BinDir: binDir, LogDir: t.TempDir(),
+		Brokers: "given:9092", Env: []string{"EYE_LOG_LEVEL=debug"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"EYE_TOPIC_PREFIX": "inherited.", "EYE_KAFKA_BROKERS": "given:9092",
+		"EYE_LOG_LEVEL": "debug", "EYE_TOPIC_PARTITIONS": ""} {
+		if got := p.Getenv(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+}
