@@ -53,7 +53,7 @@ func TestPipeline(t *testing.T) {
 		BinDir: binDir, LogDir: t.TempDir(),
 		Brokers: strings.Join(testkit.Kafka(t), ","), PostgresDSN: testkit.Postgres(t), TopicPrefix: testkit.TopicPrefix(t),
 		Partitions: 3, WriteKey: writeKey, ReadKey: readKey, Restart: true,
-		Env: []string{"EYE_LOG_LEVEL=warn"},
+		Env: []string{"EYE_LOG_LEVEL=warn"}, ServiceEnv: map[harness.Service][]string{harness.Query: {"EYE_LOG_LEVEL=info"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -80,8 +80,18 @@ func TestPipeline(t *testing.T) {
 		}
 	}
 
-	session := uuid.NewString()
-	roundTrip(t, p, session)
+	// Per-service settings reach that service only.
+	for s, info := range map[harness.Service]bool{harness.Query: true, harness.Gateway: false} {
+		log, err := os.ReadFile(p.Instance(s).LogPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(string(log), `"level":"INFO"`); got != info {
+			t.Errorf("%s logged at info: %v, want %v", s, got, info)
+		}
+	}
+
+	roundTrip(t, p, uuid.NewString())
 
 	t.Run("kill and start again", func(t *testing.T) {
 		w := p.Instances(harness.Writer)[1]
