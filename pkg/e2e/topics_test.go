@@ -24,8 +24,9 @@ import (
 // validator reject, a schema and an event checked against it, a replay, an
 // erasure, records that are not envelopes — then reads every topic from the
 // start and checks each record against docs/: its value against the JSON
-// Schema of its envelope type, its headers against the AsyncAPI document,
-// its key and partition against docs/topics.md (murmur2 over the key).
+// Schema of its envelope type, its headers and key against the AsyncAPI
+// document, its key and partition against docs/topics.md (murmur2 over the
+// key).
 func TestTopicRecordsMatchThePublishedContract(t *testing.T) {
 	ck, err := topicschema.Load("../../docs")
 	if err != nil {
@@ -165,6 +166,9 @@ func TestTopicRecordsMatchThePublishedContract(t *testing.T) {
 				if err := ck.Headers(topicschema.DeadLetterMessage, h); err != nil {
 					t.Errorf("%s: headers %v: %v", where, h, err)
 				}
+				if err := ck.Key(topicschema.DeadLetterMessage, m.Key); err != nil {
+					t.Errorf("%s: key %q: %v", where, m.Key, err)
+				}
 				seen["dead letter from "+h[contract.HeaderDLQStage]]++
 				continue
 			}
@@ -172,7 +176,7 @@ func TestTopicRecordsMatchThePublishedContract(t *testing.T) {
 				seen["junk"]++ // written by this test, not by The Eye
 				continue
 			}
-			if err := ck.Record(h, m.Value); err != nil {
+			if err := ck.Record(h, m.Key, m.Value); err != nil {
 				t.Errorf("%s: %v\nheaders %v\nvalue %s", where, err, h, m.Value)
 				continue
 			}

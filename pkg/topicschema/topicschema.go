@@ -45,11 +45,12 @@ type Checker struct {
 	envelopes map[string]*jsonschema.Schema // by envelope type
 	knownCode *jsonschema.Schema            // the error schema's $defs/knownReasonCode
 	headers   map[string]*jsonschema.Schema // by AsyncAPI message name
+	keys      map[string]*jsonschema.Schema // by AsyncAPI message name
 }
 
 // Load compiles the JSON Schema of every envelope type the AsyncAPI document
 // under docsDir names (its messages other than DeadLetterMessage), and the
-// header schema of every message.
+// header and key schemas (the Kafka binding's) of every message.
 func Load(docsDir string) (*Checker, error) {
 	doc, err := LoadAsyncAPI(filepath.Join(docsDir, AsyncAPIFile))
 	if err != nil {
@@ -63,7 +64,7 @@ func Load(docsDir string) (*Checker, error) {
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.AssertFormat()
 	c.AssertContent()
-	ck := &Checker{envelopes: map[string]*jsonschema.Schema{}, headers: map[string]*jsonschema.Schema{}}
+	ck := &Checker{envelopes: map[string]*jsonschema.Schema{}, headers: map[string]*jsonschema.Schema{}, keys: map[string]*jsonschema.Schema{}}
 	for _, name := range sortedKeys(messages) {
 		msg := messages[name]
 		loc := "urn:the-eye:asyncapi:headers:" + name
@@ -72,6 +73,18 @@ func Load(docsDir string) (*Checker, error) {
 		}
 		if ck.headers[name], err = c.Compile(loc); err != nil {
 			return nil, fmt.Errorf("topicschema: headers of %s: %w", name, err)
+		}
+		bindings, _ := msg["bindings"].(map[string]any)
+		kafka, _ := bindings["kafka"].(map[string]any)
+		if kafka["key"] == nil {
+			return nil, fmt.Errorf("topicschema: message %s has no Kafka key binding", name)
+		}
+		loc = "urn:the-eye:asyncapi:key:" + name
+		if err := c.AddResource(loc, kafka["key"]); err != nil {
+			return nil, fmt.Errorf("topicschema: key of %s: %w", name, err)
+		}
+		if ck.keys[name], err = c.Compile(loc); err != nil {
+			return nil, fmt.Errorf("topicschema: key of %s: %w", name, err)
 		}
 		if name == DeadLetterMessage {
 			continue
@@ -198,13 +211,30 @@ func (c *Checker) Headers(message string, headers map[string]string) error {
 	return sch.Validate(inst)
 }
 
-// Record checks a record of an envelope topic: its headers against the
-// message its eye-type header names, and its value against that type's
+// Key checks a record's key (nil: no key) against the Kafka key binding the
+// AsyncAPI document declares for message.
+func (c *Checker) Key(message string, key []byte) error {
+	sch := c.keys[message]
+	if sch == nil {
+		return fmt.Errorf("no AsyncAPI message %q", message)
+	}
+	var inst any // null
+	if key != nil {
+		inst = string(key)
+	}
+	return sch.Validate(inst)
+}
+
+// Record checks a record of an envelope topic: its headers and key against
+// the message its eye-type header names, and its value against that type's
 // JSON Schema.
-func (c *Checker) Record(headers map[string]string, value []byte) error {
+func (c *Checker) Record(headers map[string]string, key, value []byte) error {
 	typ := headers[contract.HeaderType]
 	if err := c.Headers(typ, headers); err != nil {
 		return fmt.Errorf("headers: %w", err)
+	}
+	if err := c.Key(typ, key); err != nil {
+		return fmt.Errorf("key %q: %w", key, err)
 	}
 	if err := c.Value(typ, value); err != nil {
 		return fmt.Errorf("value: %w", err)

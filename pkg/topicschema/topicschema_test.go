@@ -30,7 +30,7 @@ func TestRecordChecksHeadersAndValue(t *testing.T) {
 	h := func(typ, version string) map[string]string {
 		return map[string]string{contract.HeaderType: typ, contract.HeaderVersion: version}
 	}
-	if err := c.Record(h(contract.TypeEvent, "1"), value); err != nil {
+	if err := c.Record(h(contract.TypeEvent, "1"), []byte("9ab1b579-7021-4e0c-8ea1-2ac9f52f3058"), value); err != nil {
 		t.Fatalf("a golden event: %v", err)
 	}
 	for name, headers := range map[string]map[string]string{
@@ -41,7 +41,7 @@ func TestRecordChecksHeadersAndValue(t *testing.T) {
 		"an unknown type": h("thing", "1"),
 		"the dead letter": h(DeadLetterMessage, "1"),
 	} {
-		if err := c.Record(headers, value); err == nil {
+		if err := c.Record(headers, []byte("9ab1b579-7021-4e0c-8ea1-2ac9f52f3058"), value); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -75,6 +75,33 @@ func TestDeadLetterHeaders(t *testing.T) {
 		edit(h)
 		if err := c.Headers(DeadLetterMessage, h); err == nil {
 			t.Errorf("%s: accepted %v", name, h)
+		}
+	}
+}
+
+// TestKeys: keys are checked against the Kafka key bindings: a session id
+// key must be a UUID, and only some records may have none.
+func TestKeys(t *testing.T) {
+	c := load(t)
+	for _, tc := range []struct {
+		message string
+		key     []byte
+		valid   bool
+	}{
+		{contract.TypeEvent, []byte("9ab1b579-7021-4e0c-8ea1-2ac9f52f3058"), true},
+		{contract.TypeEvent, []byte("session-1"), false},
+		{contract.TypeEvent, []byte("9AB1B579-7021-4E0C-8EA1-2AC9F52F3058"), false},
+		{contract.TypeSchema, []byte("a/b/c/1"), false},
+		{contract.TypeEvent, nil, false},
+		{contract.TypeTombstone, nil, false},
+		{contract.TypeRawEvent, []byte("session-1"), true},
+		{contract.TypeRawEvent, nil, true},
+		{contract.TypeError, nil, true},
+		{contract.TypeSchema, []byte("page%20interaction/pageview/1"), true},
+		{DeadLetterMessage, nil, true},
+	} {
+		if err := c.Key(tc.message, tc.key); (err == nil) != tc.valid {
+			t.Errorf("%s key %q: %v, want valid %v", tc.message, tc.key, err, tc.valid)
 		}
 	}
 }
