@@ -1,6 +1,7 @@
 // Command eye-dev runs the whole pipeline on one machine without Docker:
 // the embedded Kafka-protocol broker (kfake, persisted under EYE_HOME), a
-// private Postgres cluster from the local PostgreSQL binaries (or
+// private Postgres cluster from the local PostgreSQL binaries or, when the
+// machine has none, a build fetched once from Maven Central (or
 // EYE_POSTGRES_DSN), and the four services as child processes. It prints the
 // URLs and API keys and runs until Ctrl-C. `make run` builds and starts it.
 package main

@@ -170,6 +170,7 @@ func (d Dist) Fetch(ctx context.Context, progress io.Writer) (string, error) {
 	}
 	defer os.Remove(jar)
 	downloaded := time.Now()
+	fmt.Fprintf(progress, "postgres: unpacking into %s\n", dir)
 	tmp, err := os.MkdirTemp(d.Cache, ".unpack-")
 	if err != nil {
 		return "", err
