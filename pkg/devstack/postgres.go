@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -40,24 +39,23 @@ type PostgresOptions struct {
 	Dir     string // base directory; the cluster lives in Dir/pgdata
 	Port    int    // 0 picks a free port
 	Durable bool   // false turns fsync off: fast, for throwaway test clusters
-	// Progress receives the progress of a PostgreSQL download, when the
-	// machine has no binaries (nil: stderr).
-	Progress io.Writer
+	// Bin is the directory of the server binaries; empty asks pgbin.Find,
+	// which may download them, reporting progress on stderr.
+	Bin string
 }
 
 // StartPostgres initialises (once) and starts a cluster under opts.Dir,
-// with the binaries pgbin.Find gives. When the process runs as root, the
-// cluster runs as the "postgres" user (or "nobody"), since PostgreSQL
-// refuses to run as root. A cluster already running in that directory is
-// reused.
+// with the binaries in opts.Bin or those pgbin.Find gives. When the process
+// runs as root, the cluster runs as the "postgres" user (or "nobody"), since
+// PostgreSQL refuses to run as root. A cluster already running in that
+// directory is reused.
 func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error) {
-	progress := opts.Progress
-	if progress == nil {
-		progress = os.Stderr
-	}
-	bin, err := pgbin.Find(ctx, progress)
-	if err != nil {
-		return nil, err
+	bin := opts.Bin
+	var err error
+	if bin == "" {
+		if bin, err = pgbin.Find(ctx, os.Stderr); err != nil {
+			return nil, err
+		}
 	}
 	p := &Postgres{dataDir: filepath.Join(opts.Dir, "pgdata"), port: opts.Port, bin: bin}
 	if os.Geteuid() == 0 {

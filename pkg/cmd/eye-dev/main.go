@@ -23,6 +23,7 @@ import (
 	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/config"
 	"github.com/the-eye/eye/pkg/devstack"
+	"github.com/the-eye/eye/pkg/devstack/pgbin"
 	"github.com/the-eye/eye/pkg/pg"
 )
 
@@ -60,12 +61,20 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	dsn := c.PostgresDSN
+	var pgBin string
+	if dsn == "" {
+		// Found (or downloaded) before the start timeout: a first fetch on
+		// a slow link may take longer; Ctrl-C still stops it.
+		if pgBin, err = pgbin.Find(ctx, os.Stderr); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+	}
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 
-	dsn := c.PostgresDSN
 	if dsn == "" {
-		p, err := devstack.StartPostgres(startCtx, devstack.PostgresOptions{Dir: filepath.Join(home, "postgres"), Port: c.PostgresPort, Durable: true})
+		p, err := devstack.StartPostgres(startCtx, devstack.PostgresOptions{Dir: filepath.Join(home, "postgres"), Port: c.PostgresPort, Durable: true, Bin: pgBin})
 		if err != nil {
 			return fmt.Errorf("postgres: %w", err)
 		}
