@@ -277,3 +277,20 @@ func assertNothingCached(t *testing.T, d Dist) {
 		}
 	}
 }
+
+func TestCacheDir(t *testing.T) {
+	t.Setenv("EYE_POSTGRES_CACHE", "")
+	t.Setenv("XDG_CACHE_HOME", "/home/dev/.cache")
+	want := "/home/dev/.cache/eye/postgres"
+	if os.Geteuid() == 0 { // root's home is closed to the user PostgreSQL runs as
+		want = "/var/cache/eye/postgres"
+	}
+	if got, err := CacheDir(); err != nil || got != want {
+		t.Errorf("CacheDir() = %s, %v; want %s", got, err, want)
+	}
+	t.Setenv("EYE_POSTGRES_CACHE", "pg-cache")
+	wd, _ := os.Getwd()
+	if got, err := CacheDir(); err != nil || got != filepath.Join(wd, "pg-cache") {
+		t.Errorf("CacheDir() with EYE_POSTGRES_CACHE=pg-cache: %s, %v", got, err)
+	}
+}
