@@ -49,7 +49,8 @@ for t in $hidden; do
   fi
 done
 unset EYE_POSTGRES_DSN EYE_KAFKA_BROKERS EYE_TEST_BROKER
-export EYE_POSTGRES_BIN=fetch EYE_POSTGRES_CACHE="$work/pg-cache" EYE_HOME="$work/home"
+# Tests must not take Postgres from testcontainers either.
+export EYE_POSTGRES_BIN=fetch EYE_POSTGRES_CACHE="$work/pg-cache" EYE_HOME="$work/home" EYE_TEST_NO_DOCKER=1
 base=${EYE_ZERO_PORT_BASE:-28080}
 export EYE_GATEWAY_ADDR=127.0.0.1:$base EYE_QUERY_ADDR=127.0.0.1:$((base + 1)) \
   EYE_VALIDATOR_ADDR=127.0.0.1:$((base + 2)) EYE_WRITER_ADDR=127.0.0.1:$((base + 3)) \
