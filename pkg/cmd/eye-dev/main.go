@@ -1,6 +1,7 @@
 // Command eye-dev runs the whole pipeline on one machine without Docker:
 // the embedded Kafka-protocol broker (kfake, persisted under EYE_HOME), a
-// private Postgres cluster from the local PostgreSQL binaries (or
+// private Postgres cluster from the local PostgreSQL binaries or, when the
+// machine has none, a build fetched once from Maven Central (or
 // EYE_POSTGRES_DSN), and the four services as child processes. It prints the
 // URLs and API keys and runs until Ctrl-C. `make run` builds and starts it.
 package main
@@ -22,6 +23,7 @@ import (
 	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/config"
 	"github.com/the-eye/eye/pkg/devstack"
+	"github.com/the-eye/eye/pkg/devstack/pgbin"
 	"github.com/the-eye/eye/pkg/pg"
 )
 
@@ -59,12 +61,20 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	dsn := c.PostgresDSN
+	var pgBin string
+	if dsn == "" {
+		// Found (or downloaded) before the start timeout: a first fetch on
+		// a slow link may take longer; Ctrl-C still stops it.
+		if pgBin, err = pgbin.Find(ctx, os.Stderr); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+	}
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 
-	dsn := c.PostgresDSN
 	if dsn == "" {
-		p, err := devstack.StartPostgres(startCtx, devstack.PostgresOptions{Dir: filepath.Join(home, "postgres"), Port: c.PostgresPort, Durable: true})
+		p, err := devstack.StartPostgres(startCtx, devstack.PostgresOptions{Dir: filepath.Join(home, "postgres"), Port: c.PostgresPort, Durable: true, Bin: pgBin})
 		if err != nil {
 			return fmt.Errorf("postgres: %w", err)
 		}
