@@ -63,7 +63,7 @@ func New(svc *ingest.Service, a *auth.Authenticator, cfg Config, ready gin.Handl
 
 // Register mounts the routes on r.
 func (a *API) Register(r *gin.Engine) {
-	write := []gin.HandlerFunc{beaconKey, httpx.LimitAuthFailures(a.cfg.AuthFailures), httpx.RequireScope(a.auth, auth.ScopeWrite), urlKeyWriteOnly, checkOrigin, a.bounded}
+	write := []gin.HandlerFunc{beaconKey, httpx.RequireScopeLimited(a.auth, auth.ScopeWrite, a.cfg.AuthFailures), urlKeyWriteOnly, checkOrigin, a.bounded}
 	httpx.Handle(r, http.MethodPost, "/events", append(write, a.postEvents)...)
 	httpx.Handle(r, http.MethodPost, "/sessions", append(write, a.postSessions)...)
 	httpx.Handle(r, http.MethodOptions, "/events", preflight)
