@@ -103,10 +103,8 @@ func bearerKey(header string) (key, problem string) {
 		switch {
 		case strings.HasPrefix(scheme, "eye_"): // not echoed: it is key material
 			return "", "Authorization scheme must be Bearer (got a bare key): send 'Authorization: Bearer <key>'"
-		case len(scheme) > 20:
-			scheme = scheme[:20] + "…"
 		}
-		return "", "Authorization scheme must be Bearer (got " + strings.ToValidUTF8(scheme, "?") + ")"
+		return "", "Authorization scheme must be Bearer (got " + truncate(scheme, 20) + ")"
 	}
 	if key = strings.TrimSpace(rest); key == "" {
 		return "", "missing key after Bearer: send 'Authorization: Bearer <key>'"

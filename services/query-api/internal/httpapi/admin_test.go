@@ -112,9 +112,18 @@ func (a answer) code(t *testing.T) string {
 
 func call(t *testing.T, h http.Handler, method, path, key, body string) answer {
 	t.Helper()
+	return callWith(t, h, method, path, key, body)
+}
+
+// callWith is call with extra request headers (name, value, …).
+func callWith(t *testing.T, h http.Handler, method, path, key, body string, headers ...string) answer {
+	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)

@@ -34,7 +34,7 @@ func (a *API) registerSchemas(r gin.IRoutes, adminScope gin.HandlerFunc) {
 	if a.schemas == nil {
 		return
 	}
-	httpx.Handle(r, http.MethodPost, "/admin/schemas", adminScope, a.schemas.add)
+	httpx.Handle(r, http.MethodPost, "/admin/schemas", adminScope, jsonBody, a.schemas.add)
 	httpx.Handle(r, http.MethodGet, "/admin/schemas", adminScope, a.schemas.list)
 	httpx.Handle(r, http.MethodGet, "/admin/schemas/:category/:name/:version", adminScope, a.schemas.get)
 }
@@ -71,6 +71,7 @@ const maxSchemaBody = 256 << 10
 //	@Failure		401		{object}	httpx.ErrorBody
 //	@Failure		403		{object}	httpx.ErrorBody
 //	@Failure		413		{object}	httpx.ErrorBody
+//	@Failure		415	{object}	httpx.ErrorBody	"unsupported_media_type: the body's Content-Type is not JSON"
 //	@Router			/admin/schemas/ [post]
 func (s *schemaAPI) add(c *gin.Context) {
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxSchemaBody))
