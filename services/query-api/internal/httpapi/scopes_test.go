@@ -38,7 +38,7 @@ func newFullServer(t *testing.T) *testServer {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return []Option{WithEraser(eraser), WithReplayer(replayer), WithSchemas(ss, pub)}
+		return []Option{WithEraser(eraser), WithReplayer(replayer), WithSchemas(ss, pub, 0)}
 	})
 }
 
