@@ -91,9 +91,10 @@ func TestSchemas(t *testing.T) {
 			return r.Category == category && r.Name == name && r.Version == version
 		})
 	}
-	addSchema := func(t *testing.T, category, name, schema string) schemaRecord {
+	// addSchemaQuery adds a schema version with query (e.g. "?force=true").
+	addSchemaQuery := func(t *testing.T, query, category, name, schema string) schemaRecord {
 		t.Helper()
-		res := do(t, "POST", p.query+"/admin/schemas", adminKey, `{"category": "`+category+`", "name": "`+name+`", "schema": `+schema+`}`)
+		res := do(t, "POST", p.query+"/admin/schemas"+query, adminKey, `{"category": "`+category+`", "name": "`+name+`", "schema": `+schema+`}`)
 		var rec schemaRecord
 		res.json(t, &rec)
 		// published_at may still be null: the schema is stored, and query-api
@@ -102,6 +103,10 @@ func TestSchemas(t *testing.T) {
 			t.Fatalf("add schema: %d %s", res.status, res.body)
 		}
 		return rec
+	}
+	addSchema := func(t *testing.T, category, name, schema string) schemaRecord {
+		t.Helper()
+		return addSchemaQuery(t, "", category, name, schema)
 	}
 	codes := func(rs []schemaReason) string {
 		var out []string
@@ -144,9 +149,14 @@ func TestSchemas(t *testing.T) {
 		conforming := map[string]any{"host": "h", "path": "/cart", "amount": 12.5}
 		landed(t, post(t, writeKey, event("e2e shop", "checkout", conforming)))
 
-		// Version 2 also requires a currency. The validator is not restarted.
+		// Version 2 also requires a currency, which the stored checkout
+		// lacks: refused unless forced. The validator is not restarted.
+		v2 := `{"type": "object", "required": ["host", "path", "currency"]}`
+		if res := do(t, "POST", p.query+"/admin/schemas", adminKey, `{"category": "e2e shop", "name": "checkout", "schema": `+v2+`}`); res.status != http.StatusConflict {
+			t.Fatalf("a version the stored checkout fails, unforced: %d %s", res.status, res.body)
+		}
 		start := time.Now()
-		if rec := addSchema(t, "e2e shop", "checkout", `{"type": "object", "required": ["host", "path", "currency"]}`); rec.Version != 2 {
+		if rec := addSchemaQuery(t, "?force=true", "e2e shop", "checkout", v2); rec.Version != 2 {
 			t.Fatalf("version %d", rec.Version)
 		}
 		p.eventually(15*time.Second, "the validator holds version 2", func() bool { return validatorHas(t, "e2e shop", "checkout", 2) })
