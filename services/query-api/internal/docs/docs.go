@@ -22,7 +22,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Oldest first, disabled ones included. Keyset pagination: pass the previous page's \"next\" as cursor.",
+                "description": "Oldest first, disabled ones included. Pages as Django REST framework's CursorPagination: GET \"next\" or \"previous\" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.",
                 "produces": [
                     "application/json"
                 ],
@@ -39,7 +39,7 @@ const docTemplate = `{
                     },
                     {
                         "type": "string",
-                        "description": "the previous page's next",
+                        "description": "a page's cursor, as in its next and previous URLs",
                         "name": "cursor",
                         "in": "query"
                     }
@@ -52,7 +52,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "Bad Request",
+                        "description": "invalid_parameter, invalid_cursor, unknown_parameter",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -375,7 +375,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Oldest first, revoked and expired ones included, never the key material: identify a key by its prefix.",
+                "description": "Oldest first, revoked and expired ones included, never the key material: identify a key by its prefix. One page: next and previous are null. It takes no query parameters (400 unknown_parameter).",
                 "produces": [
                     "application/json"
                 ],
@@ -397,6 +397,12 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/internal_httpapi.KeyList"
+                        }
+                    },
+                    "400": {
+                        "description": "unknown_parameter",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
                     "401": {
@@ -634,7 +640,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "By category, name, then version, with their JSON Schemas. Keyset pagination: pass the previous page's \"next\" as cursor.",
+                "description": "By category, name, then version, with their JSON Schemas. Pages as Django REST framework's CursorPagination: GET \"next\" or \"previous\" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.",
                 "produces": [
                     "application/json"
                 ],
@@ -663,7 +669,7 @@ const docTemplate = `{
                     },
                     {
                         "type": "string",
-                        "description": "the previous page's next",
+                        "description": "a page's cursor, as in its next and previous URLs",
                         "name": "cursor",
                         "in": "query"
                     }
@@ -676,7 +682,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "invalid_parameter, invalid_cursor",
+                        "description": "invalid_parameter, invalid_cursor, unknown_parameter",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -866,7 +872,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Newest first. Each record has its reasons (code, JSON pointer, message), the stage that found them, the original payload (utf8 text, or base64 when it was not valid UTF-8), the payload's category and name when it is a JSON object, the schema version that applied, and its replay lineage (replayed_as, replay_of).",
+                "description": "Newest first. Each record has its reasons (code, JSON pointer, message), the stage that found them, the original payload (utf8 text, or base64 when it was not valid UTF-8), the payload's category and name when it is a JSON object, the schema version that applied, and its replay lineage (replayed_as, replay_of). Pages as Django REST framework's CursorPagination: GET \"next\" or \"previous\" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.",
                 "produces": [
                     "application/json"
                 ],
@@ -937,7 +943,7 @@ const docTemplate = `{
                     },
                     {
                         "type": "string",
-                        "description": "the previous page's next",
+                        "description": "a page's cursor, as in its next and previous URLs",
                         "name": "cursor",
                         "in": "query"
                     }
@@ -950,7 +956,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "Bad Request",
+                        "description": "invalid_parameter, invalid_cursor, unknown_parameter",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1307,7 +1313,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Newest first unless ordering=timestamp. Keyset pagination: pass the previous page's \"next\" as cursor. A read key sees its own application's events; an admin key sees all and may filter by application.",
+                "description": "Newest first unless ordering=timestamp. Pages as Django REST framework's CursorPagination: GET \"next\" or \"previous\" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter. A read key sees its own application's events; an admin key sees all and may filter by application.",
                 "produces": [
                     "application/json"
                 ],
@@ -1366,7 +1372,7 @@ const docTemplate = `{
                     },
                     {
                         "type": "string",
-                        "description": "the previous page's next",
+                        "description": "a page's cursor, as in its next and previous URLs",
                         "name": "cursor",
                         "in": "query"
                     }
@@ -1637,7 +1643,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Every change made through PUT, PATCH and DELETE, oldest first: who (the key and its application), when, and the event before and after (after is null for a deletion). Still available after the event was deleted; erased with its session. Admin keys only.",
+                "description": "Every change made through PUT, PATCH and DELETE, oldest first: who (the key and its application), when, and the event before and after (after is null for a deletion). Still available after the event was deleted; erased with its session. Admin keys only. Pages as Django REST framework's CursorPagination: GET \"next\" or \"previous\" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.",
                 "produces": [
                     "application/json"
                 ],
@@ -1661,7 +1667,7 @@ const docTemplate = `{
                     },
                     {
                         "type": "string",
-                        "description": "the previous page's next",
+                        "description": "a page's cursor, as in its next and previous URLs",
                         "name": "cursor",
                         "in": "query"
                     }
@@ -1671,6 +1677,12 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/internal_httpapi.AuditList"
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_parameter, invalid_cursor, unknown_parameter",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
                     "403": {
@@ -1723,7 +1735,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Newest first, with first/last event time and event count.",
+                "description": "Newest first, with first/last event time and event count. Pages as Django REST framework's CursorPagination: GET \"next\" or \"previous\" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.",
                 "produces": [
                     "application/json"
                 ],
@@ -1758,7 +1770,7 @@ const docTemplate = `{
                     },
                     {
                         "type": "string",
-                        "description": "the previous page's next",
+                        "description": "a page's cursor, as in its next and previous URLs",
                         "name": "cursor",
                         "in": "query"
                     }
@@ -1771,7 +1783,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "Bad Request",
+                        "description": "invalid_parameter, invalid_cursor, unknown_parameter",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1869,7 +1881,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "The session's events oldest first (by timestamp, then id), keyset-paginated: pass the previous page's \"next\" as cursor. A read key sees only its own application's sessions (404 otherwise).",
+                "description": "The session's events oldest first (by timestamp, then id). Pages as Django REST framework's CursorPagination: GET \"next\" or \"previous\" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter. A read key sees only its own application's sessions (404 otherwise).",
                 "produces": [
                     "application/json"
                 ],
@@ -1893,7 +1905,7 @@ const docTemplate = `{
                     },
                     {
                         "type": "string",
-                        "description": "the previous page's next",
+                        "description": "a page's cursor, as in its next and previous URLs",
                         "name": "cursor",
                         "in": "query"
                     }
@@ -1906,7 +1918,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "Bad Request",
+                        "description": "invalid_parameter, invalid_cursor, unknown_parameter",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -2534,6 +2546,14 @@ const docTemplate = `{
                     "description": "ReplayedFrom is the error record whose replay stored this event\n(POST /errors/{id}/replay); null for an event ingested directly.",
                     "type": "string"
                 },
+                "session": {
+                    "description": "Session is the session as the seed's clients wrote it:\n{\"id\": session_id}.",
+                    "allOf": [
+                        {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.SessionRef"
+                        }
+                    ]
+                },
                 "session_id": {
                     "type": "string"
                 },
@@ -2698,6 +2718,14 @@ const docTemplate = `{
                 }
             }
         },
+        "github_com_the-eye_eye_services_query-api_internal_query.SessionRef": {
+            "type": "object",
+            "properties": {
+                "id": {
+                    "type": "string"
+                }
+            }
+        },
         "github_com_the-eye_eye_services_query-api_internal_query.Stat": {
             "type": "object",
             "properties": {
@@ -2824,6 +2852,12 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
+                    "type": "string",
+                    "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
+                },
+                "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string"
                 },
                 "results": {
@@ -2902,6 +2936,12 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
+                    "type": "string",
+                    "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
+                },
+                "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string"
                 },
                 "results": {
@@ -2916,6 +2956,12 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
+                    "type": "string",
+                    "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
+                },
+                "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string"
                 },
                 "results": {
@@ -2951,8 +2997,13 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
                     "type": "string",
-                    "example": "eyJ0Ijoi..."
+                    "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
+                },
+                "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
+                    "type": "string"
                 },
                 "results": {
                     "type": "array",
@@ -2966,6 +3017,12 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
+                    "type": "string",
+                    "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
+                },
+                "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string"
                 },
                 "results": {
@@ -3027,6 +3084,12 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
+                    "type": "string",
+                    "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
+                },
+                "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string"
                 },
                 "results": {
@@ -3058,6 +3121,12 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
+                    "type": "string",
+                    "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
+                },
+                "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string"
                 },
                 "results": {

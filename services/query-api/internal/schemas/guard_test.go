@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/the-eye/eye/pkg/schema"
+	"github.com/the-eye/eye/services/query-api/internal/paging"
 )
 
 // TestAddGuards: a schema that accepts nothing is refused; a new version is
@@ -53,7 +54,7 @@ func TestAddGuards(t *testing.T) {
 	if _, imp, err := s.Add(ctx, "page interaction", "pageview", strict, uuid.New(), Guard{Check: 1000}); !errors.Is(err, ErrBreaksEvents) || imp.Checked != 11 || imp.Failing != 4 {
 		t.Fatalf("unforced: %+v %v, want ErrBreaksEvents with 4 of 11", imp, err)
 	}
-	if recs, _, err := s.List(ctx, Filter{Category: "page interaction"}, Page{}); err != nil || len(recs) != 0 {
+	if recs, _, err := s.List(ctx, Filter{Category: "page interaction"}, paging.Request{}); err != nil || len(recs) != 0 {
 		t.Fatalf("after a dry run and a refusal: %d versions stored (%v)", len(recs), err)
 	}
 	rec, imp, err = s.Add(ctx, "page interaction", "pageview", []byte(`{"type": "object"}`), uuid.New(), Guard{Check: 1000})
