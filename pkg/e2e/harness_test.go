@@ -38,6 +38,7 @@ func TestMain(m *testing.M) {
 const (
 	writeKey = "eye_w_e2e_write_key_000000000000000000"
 	readKey  = "eye_r_e2e_read_key_0000000000000000000"
+	adminKey = "eye_a_e2e_admin_key_000000000000000000"
 )
 
 // pipeline is the services running as processes (pkg/harness) against
@@ -68,7 +69,7 @@ func startPipeline(t *testing.T, opts pipelineOpts) *pipeline {
 	pipe, err := harness.New(context.Background(), harness.Options{
 		BinDir: binDir, LogDir: t.TempDir(),
 		Brokers: brokers, PostgresDSN: dsn, TopicPrefix: testkit.TopicPrefix(t), Partitions: 3,
-		WriteKey: writeKey, ReadKey: readKey,
+		WriteKey: writeKey, ReadKey: readKey, AdminKey: adminKey,
 		Env: append([]string{"EYE_LOG_LEVEL=warn", "EYE_PUBLISH_TIMEOUT=3s"}, opts.env...),
 	})
 	if err != nil {

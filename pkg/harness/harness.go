@@ -85,6 +85,7 @@ type Options struct {
 	Partitions  int    // EYE_TOPIC_PARTITIONS
 	WriteKey    string // EYE_DEV_WRITE_KEY
 	ReadKey     string // EYE_DEV_READ_KEY
+	AdminKey    string // EYE_DEV_ADMIN_KEY
 	SchemaDir   string // EYE_SCHEMA_DIR
 	// Env are extra KEY=value settings for every service; ServiceEnv for
 	// one service only (they win over Env).
@@ -141,7 +142,8 @@ func New(ctx context.Context, o Options) (*Pipeline, error) {
 	p.env = os.Environ()
 	for _, kv := range [][2]string{
 		{"EYE_KAFKA_BROKERS", o.Brokers}, {"EYE_POSTGRES_DSN", o.PostgresDSN}, {"EYE_TOPIC_PREFIX", o.TopicPrefix},
-		{"EYE_DEV_WRITE_KEY", o.WriteKey}, {"EYE_DEV_READ_KEY", o.ReadKey}, {"EYE_SCHEMA_DIR", o.SchemaDir},
+		{"EYE_DEV_WRITE_KEY", o.WriteKey}, {"EYE_DEV_READ_KEY", o.ReadKey}, {"EYE_DEV_ADMIN_KEY", o.AdminKey},
+		{"EYE_SCHEMA_DIR", o.SchemaDir},
 	} {
 		if kv[1] != "" {
 			p.env = append(p.env, kv[0]+"="+kv[1])
