@@ -44,8 +44,9 @@ const (
 // TestPipeline runs the four services (two writers) on the test broker and
 // database: an event goes in at the gateway and comes back out of the
 // query-api; a killed writer is down until started again; an instance that
-// dies on its own is reported and restarted; the end of the context stops
-// every instance cleanly.
+// dies on its own is reported and restarted; a second writer joins; the
+// end of the context stops every instance cleanly. Each kill hits a
+// consumer whose group has settled (an event went through first).
 func TestPipeline(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -66,17 +67,9 @@ func TestPipeline(t *testing.T) {
 	if err := p.Start(ctx, harness.Services...); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Add(ctx, harness.Writer); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(p.Instances(harness.Writer)); n != 2 {
-		t.Fatalf("%d writers running, want 2", n)
-	}
 	for _, s := range harness.Services {
-		for _, i := range p.Instances(s) {
-			if !harness.HTTPOK(ctx, i.URL+"/readyz") {
-				t.Fatalf("%s is not ready", i.Name)
-			}
+		if i := p.Instance(s); i == nil || !harness.HTTPOK(ctx, i.URL+"/readyz") {
+			t.Fatalf("%s is not ready", s)
 		}
 	}
 
@@ -94,7 +87,7 @@ func TestPipeline(t *testing.T) {
 	roundTrip(t, p, uuid.NewString())
 
 	t.Run("kill and start again", func(t *testing.T) {
-		w := p.Instances(harness.Writer)[1]
+		w := p.Instance(harness.Writer)
 		pid := w.Pid()
 		w.Kill()
 		if stack.Alive(pid) || harness.HTTPOK(ctx, w.URL+"/healthz") {
@@ -141,6 +134,17 @@ func TestPipeline(t *testing.T) {
 	})
 
 	roundTrip(t, p, uuid.NewString())
+
+	t.Run("a second instance of a consumer", func(t *testing.T) {
+		w, err := p.Add(ctx, harness.Writer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if all := p.Instances(harness.Writer); len(all) != 2 || all[1] != w || w.Name != "writer-2" {
+			t.Fatalf("writers %v, want writer-1 and the new writer-2", all)
+		}
+		roundTrip(t, p, uuid.NewString())
+	})
 
 	t.Run("the end of the context stops every instance", func(t *testing.T) {
 		var pids []int
