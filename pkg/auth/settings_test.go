@@ -33,3 +33,24 @@ func TestStrictTypesSetting(t *testing.T) {
 		t.Fatalf("unknown application: %v", err)
 	}
 }
+
+func TestReadSettings(t *testing.T) {
+	ctx := context.Background()
+	s, db := newStore(t)
+	strict, plain, missing := uuid.New(), uuid.New(), uuid.New()
+	for _, app := range []uuid.UUID{strict, plain} {
+		if err := s.EnsureApplication(ctx, app, "app"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec(`UPDATE applications SET strict_sessions = true, allowed_origins = '{https://a.example}', disabled_at = now() WHERE id = $1`, strict); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadSettings(ctx, db, strict, plain, missing, strict)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !got[strict].StrictSessions || len(got[strict].AllowedOrigins) != 1 || got[plain].StrictSessions {
+		t.Fatalf("settings: %+v", got)
+	}
+}
