@@ -77,7 +77,7 @@ const copyEvents = `COPY events (id, app_id, session_id, category, name, data, "
 
 // insertEventsOnConflict inserts events that are not yet stored and
 // returns what the rows it inserted add to their sessions (sessions.Fold
-// then counts them), so a redelivered event is counted nothing.
+// then counts them), so a redelivered event is not counted again.
 const insertEventsOnConflict = `
 WITH input AS (
 	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
