@@ -34,12 +34,12 @@ func (r *recorder) Publish(_ context.Context, msgs ...contract.Message) error {
 	return nil
 }
 
-// The handlers with the real domain and storage: a batch large enough to be decoded in parallel, with undecodable records
-// among the events: every event is stored, every undecodable record becomes
-// a dead letter and an invalid_envelope error record on the errors topic,
-// each about its own message.
-// An event the writer refuses, for its session, is published as an error
-// record keyed by its session.
+// The handlers with the real domain and storage, on a batch large enough
+// to be decoded in parallel, with undecodable records among the events:
+// every event is stored, every undecodable record becomes a dead letter and
+// an invalid_envelope error record on the errors topic, each about its own
+// message. An event the writer refuses, for its session, is published as
+// an error record keyed by its session.
 func TestEventsBatchWithUndecodableRecords(t *testing.T) {
 	ctx := context.Background()
 	db, err := pg.Open(ctx, testkit.Postgres(t))
