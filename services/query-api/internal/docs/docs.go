@@ -123,6 +123,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
+                    },
+                    "415": {
+                        "description": "unsupported_media_type: the body's Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
                     }
                 }
             }
@@ -239,6 +245,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "415": {
+                        "description": "unsupported_media_type: the body's Content-Type is not JSON",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -478,6 +490,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
+                    },
+                    "415": {
+                        "description": "unsupported_media_type: the body's Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
                     }
                 }
             }
@@ -605,6 +623,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
+                    },
+                    "415": {
+                        "description": "unsupported_media_type: the body's Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
                     }
                 }
             }
@@ -683,7 +707,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Stores schema as the next version (1, 2, …) of the event type category/name; versions are immutable. The schema validates the data object of the type's events: an event names the version it follows with \"schema_version\", otherwise the latest applies, and data that fails it becomes an error record with reason schema_violation (JSON pointer of the failing field). The schema is compiled first: one that does not compile, or references another document (only \"#/…\" references inside it work), gets 400 invalid_schema with the compiler's message. Once stored it is published to the validators, which apply it within seconds; published_at is null if Kafka did not acknowledge in time, and it is then published again every few seconds.",
+                "description": "Stores schema as the next version (1, 2, …) of the event type category/name; versions are immutable. The schema validates the data object of the type's events: an event names the version it follows with \"schema_version\", otherwise the latest applies, and data that fails it becomes an error record with reason schema_violation (JSON pointer of the failing field). The schema is compiled first: one that does not compile, or references another document (only \"#/…\" references inside it work), gets 400 invalid_schema with the compiler's message. A schema that accepts no event (false, {\"not\": {}}, an empty enum, a type that excludes objects, a const contradicting its type, …) gets 422 schema_accepts_nothing, even with force. The version is then checked against the type's most recent stored events (EYE_SCHEMA_CHECK_EVENTS, default 1000): with dry_run=true the answer is 200 with the check (how many would fail, with samples) and nothing is stored; a version that some of them fail gets 409 schema_rejects_events with the same check, unless force=true. Once stored it is published to the validators, which apply it within seconds; published_at is null if Kafka did not acknowledge in time, and it is then published again every few seconds.",
                 "consumes": [
                     "application/json"
                 ],
@@ -703,9 +727,27 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/internal_httpapi.SchemaRequest"
                         }
+                    },
+                    {
+                        "type": "boolean",
+                        "description": "check against stored events only: store nothing, answer 200 with the check",
+                        "name": "dry_run",
+                        "in": "query"
+                    },
+                    {
+                        "type": "boolean",
+                        "description": "store even if some checked events fail the new version",
+                        "name": "force",
+                        "in": "query"
                     }
                 ],
                 "responses": {
+                    "200": {
+                        "description": "dry run: what the version would do to the type's recent events",
+                        "schema": {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_schemas.Impact"
+                        }
+                    },
                     "201": {
                         "description": "with a Location header",
                         "schema": {
@@ -713,7 +755,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "invalid_body, invalid_schema",
+                        "description": "invalid_body, invalid_schema, invalid_parameter",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -730,8 +772,26 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "409": {
+                        "description": "schema_rejects_events: some of the type's recent events fail it (force=true to store anyway)",
+                        "schema": {
+                            "$ref": "#/definitions/internal_httpapi.SchemaCheckFailure"
+                        }
+                    },
                     "413": {
                         "description": "Request Entity Too Large",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "415": {
+                        "description": "unsupported_media_type: the body's Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "422": {
+                        "description": "schema_accepts_nothing: no event's data can satisfy the schema",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1225,6 +1285,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "415": {
+                        "description": "unsupported_media_type: the body's Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "422": {
                         "description": "the event still fails: nothing published",
                         "schema": {
@@ -1442,6 +1508,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
+                    },
+                    "415": {
+                        "description": "unsupported_media_type: the body's Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
                     }
                 }
             },
@@ -1551,6 +1623,12 @@ const docTemplate = `{
                     },
                     "412": {
                         "description": "Precondition Failed",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "415": {
+                        "description": "unsupported_media_type: the body's Content-Type is not JSON",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -2670,6 +2748,53 @@ const docTemplate = `{
                 }
             }
         },
+        "github_com_the-eye_eye_services_query-api_internal_schemas.Failure": {
+            "type": "object",
+            "properties": {
+                "event_id": {
+                    "type": "string"
+                },
+                "message": {
+                    "type": "string",
+                    "example": "missing property 'path'"
+                },
+                "pointer": {
+                    "description": "Pointer is the JSON pointer of the failing value in the event.",
+                    "type": "string",
+                    "example": "/data/path"
+                }
+            }
+        },
+        "github_com_the-eye_eye_services_query-api_internal_schemas.Impact": {
+            "type": "object",
+            "properties": {
+                "category": {
+                    "type": "string",
+                    "example": "page interaction"
+                },
+                "checked": {
+                    "description": "Checked is how many stored events were validated: the type's most\nrecent by timestamp, at most the configured number\n(EYE_SCHEMA_CHECK_EVENTS).",
+                    "type": "integer",
+                    "example": 1000
+                },
+                "failing": {
+                    "description": "Failing is how many of them the version rejects.",
+                    "type": "integer",
+                    "example": 3
+                },
+                "name": {
+                    "type": "string",
+                    "example": "pageview"
+                },
+                "samples": {
+                    "description": "Samples are the first failures (at most MaxSamples), newest first.",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_schemas.Failure"
+                    }
+                }
+            }
+        },
         "github_com_the-eye_eye_services_query-api_internal_schemas.Record": {
             "type": "object",
             "properties": {
@@ -2941,6 +3066,17 @@ const docTemplate = `{
                 "overlap": {
                     "type": "string",
                     "example": "24h"
+                }
+            }
+        },
+        "internal_httpapi.SchemaCheckFailure": {
+            "type": "object",
+            "properties": {
+                "check": {
+                    "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_schemas.Impact"
+                },
+                "error": {
+                    "$ref": "#/definitions/httpx.ErrorDetail"
                 }
             }
         },
