@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -13,7 +12,7 @@ import (
 // This file holds every read of the applications' settings: the gateway
 // (with each key, LookupKey), the validator (strict types), the writer
 // (strict sessions) and the query-api's replay (strict types) all go
-// through it.
+// through it (ReadSettings).
 
 // settingsCols are the applications columns that make AppSettings, from
 // the applications table aliased a; settingsRow scans them.
@@ -30,24 +29,6 @@ type settingsRow struct {
 func (r settingsRow) settings() AppSettings {
 	return AppSettings{AllowedOrigins: []string(r.AllowedOrigins), RateLimit: r.RateLimit, RateBurst: r.RateBurst,
 		StrictSessions: r.StrictSessions, StrictTypes: r.StrictTypes}
-}
-
-// ErrUnknownApplication is returned by Settings for an application that
-// does not exist.
-var ErrUnknownApplication = errors.New("unknown application")
-
-// Settings returns an application's settings, disabled or not, or
-// ErrUnknownApplication.
-func (s *PGStore) Settings(ctx context.Context, app uuid.UUID) (AppSettings, error) {
-	set, err := ReadSettings(ctx, s.db, app)
-	if err != nil {
-		return AppSettings{}, err
-	}
-	found, ok := set[app]
-	if !ok {
-		return AppSettings{}, ErrUnknownApplication
-	}
-	return found, nil
 }
 
 // ReadSettings returns the settings of those of apps (which may repeat)
