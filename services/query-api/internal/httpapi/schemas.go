@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -12,7 +11,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/the-eye/eye/pkg/httpx"
-	"github.com/the-eye/eye/pkg/schema"
 	"github.com/the-eye/eye/services/query-api/internal/schemas"
 )
 
@@ -91,10 +89,6 @@ func (s *schemaAPI) add(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	rec, err := s.store.Add(ctx, req.Category, req.Name, req.Schema, httpx.PrincipalOf(c).KeyID)
-	if errors.Is(err, schema.ErrInvalid) {
-		httpx.Abort(c, http.StatusBadRequest, "invalid_schema", err.Error())
-		return
-	}
 	if err != nil {
 		fail(c, err)
 		return
@@ -136,10 +130,6 @@ func (s *schemaAPI) list(c *gin.Context) {
 		page.Limit = n
 	}
 	recs, next, err := s.store.List(c.Request.Context(), schemas.Filter{Category: c.Query("category"), Name: c.Query("name")}, page)
-	if errors.Is(err, schemas.ErrBadCursor) {
-		httpx.Abort(c, http.StatusBadRequest, "invalid_cursor", "the cursor is invalid")
-		return
-	}
 	if err != nil {
 		fail(c, err)
 		return
@@ -169,10 +159,6 @@ func (s *schemaAPI) get(c *gin.Context) {
 		return
 	}
 	rec, err := s.store.Get(c.Request.Context(), c.Param("category"), c.Param("name"), v)
-	if errors.Is(err, schemas.ErrNotFound) {
-		httpx.Abort(c, http.StatusNotFound, "not_found", "no such schema version")
-		return
-	}
 	if err != nil {
 		fail(c, err)
 		return
