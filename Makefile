@@ -7,7 +7,7 @@ MODULES  := pkg $(addprefix services/,$(SERVICES))
 SWAG     := go run github.com/swaggo/swag/cmd/swag@v1.16.6
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: run build test test-faults bench fuzz vet swagger swagger-check kafka-start kafka-stop clean
+.PHONY: run build test test-faults bench fuzz vet swagger swagger-check asyncapi-check kafka-start kafka-stop clean
 
 run: build ## the whole pipeline: embedded Kafka, private Postgres, four services
 	./bin/eye-dev
@@ -63,6 +63,11 @@ swagger: ## regenerate the swagger docs from the handler annotations
 
 swagger-check: swagger ## fails when the committed swagger docs are stale
 	git diff --exit-code -- services/*/internal/docs
+
+# The AsyncAPI parser (npm), pinned by scripts/asyncapi/package-lock.json;
+# installed (without install scripts) only when the lock file changed.
+asyncapi-check: ## fails when docs/asyncapi.yaml (and the JSON Schemas it references) has an error
+	cd scripts/asyncapi && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --ignore-scripts --no-audit --no-fund; } && node check.js ../../docs/asyncapi.yaml
 
 kafka-start: ## a real single-node Apache Kafka (KRaft) on 127.0.0.1:9092
 	scripts/kafka.sh start

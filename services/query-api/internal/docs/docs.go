@@ -22,7 +22,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Oldest first, disabled ones included. Keyset pagination: pass the previous page's \"next\" as cursor.",
+                "description": "Oldest first, disabled ones included. Pages as Django REST framework's CursorPagination: GET \"next\" or \"previous\" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.",
                 "produces": [
                     "application/json"
                 ],
@@ -39,7 +39,7 @@ const docTemplate = `{
                     },
                     {
                         "type": "string",
-                        "description": "the previous page's next",
+                        "description": "a page's cursor, as in its next and previous URLs",
                         "name": "cursor",
                         "in": "query"
                     }
@@ -52,7 +52,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "Bad Request",
+                        "description": "invalid_parameter, invalid_cursor, unknown_parameter",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -363,7 +363,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Oldest first, revoked and expired ones included, never the key material: identify a key by its prefix.",
+                "description": "Oldest first, revoked and expired ones included, never the key material: identify a key by its prefix. One page: next and previous are null. It takes no query parameters (400 unknown_parameter).",
                 "produces": [
                     "application/json"
                 ],
@@ -385,6 +385,12 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/internal_httpapi.KeyList"
+                        }
+                    },
+                    "400": {
+                        "description": "unknown_parameter",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
                     "401": {
@@ -610,7 +616,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "By category, name, then version, with their JSON Schemas. Keyset pagination: pass the previous page's \"next\" as cursor.",
+                "description": "By category, name, then version, with their JSON Schemas. Pages as Django REST framework's CursorPagination: GET \"next\" or \"previous\" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.",
                 "produces": [
                     "application/json"
                 ],
@@ -639,7 +645,7 @@ const docTemplate = `{
                     },
                     {
                         "type": "string",
-                        "description": "the previous page's next",
+                        "description": "a page's cursor, as in its next and previous URLs",
                         "name": "cursor",
                         "in": "query"
                     }
@@ -652,7 +658,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "invalid_parameter, invalid_cursor",
+                        "description": "invalid_parameter, invalid_cursor, unknown_parameter",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -806,7 +812,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Newest first. Each record has its reasons (code, JSON pointer, message), the stage that found them, the original payload (utf8 text, or base64 when it was not valid UTF-8), the payload's category and name when it is a JSON object, the schema version that applied, and its replay lineage (replayed_as, replay_of).",
+                "description": "Newest first. Each record has its reasons (code, JSON pointer, message), the stage that found them, the original payload (utf8 text, or base64 when it was not valid UTF-8), the payload's category and name when it is a JSON object, the schema version that applied, and its replay lineage (replayed_as, replay_of). Pages as Django REST framework's CursorPagination: GET \"next\" or \"previous\" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.",
                 "produces": [
                     "application/json"
                 ],
@@ -877,7 +883,7 @@ const docTemplate = `{
                     },
                     {
                         "type": "string",
-                        "description": "the previous page's next",
+                        "description": "a page's cursor, as in its next and previous URLs",
                         "name": "cursor",
                         "in": "query"
                     }
@@ -890,7 +896,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "Bad Request",
+                        "description": "invalid_parameter, invalid_cursor, unknown_parameter",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1241,7 +1247,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Newest first unless ordering=timestamp. Keyset pagination: pass the previous page's \"next\" as cursor. A read key sees its own application's events; an admin key sees all and may filter by application.",
+                "description": "Newest first unless ordering=timestamp. Pages as Django REST framework's CursorPagination: GET \"next\" or \"previous\" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter. A read key sees its own application's events; an admin key sees all and may filter by application.",
                 "produces": [
                     "application/json"
                 ],
@@ -1300,7 +1306,7 @@ const docTemplate = `{
                     },
                     {
                         "type": "string",
-                        "description": "the previous page's next",
+                        "description": "a page's cursor, as in its next and previous URLs",
                         "name": "cursor",
                         "in": "query"
                     }
@@ -1559,7 +1565,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Every change made through PUT, PATCH and DELETE, oldest first: who (the key and its application), when, and the event before and after (after is null for a deletion). Still available after the event was deleted; erased with its session. Admin keys only.",
+                "description": "Every change made through PUT, PATCH and DELETE, oldest first: who (the key and its application), when, and the event before and after (after is null for a deletion). Still available after the event was deleted; erased with its session. Admin keys only. Pages as Django REST framework's CursorPagination: GET \"next\" or \"previous\" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.",
                 "produces": [
                     "application/json"
                 ],
@@ -1583,7 +1589,7 @@ const docTemplate = `{
                     },
                     {
                         "type": "string",
-                        "description": "the previous page's next",
+                        "description": "a page's cursor, as in its next and previous URLs",
                         "name": "cursor",
                         "in": "query"
                     }
@@ -1593,6 +1599,12 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/internal_httpapi.AuditList"
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_parameter, invalid_cursor, unknown_parameter",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
                     "403": {
@@ -1645,7 +1657,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Newest first, with first/last event time and event count.",
+                "description": "Newest first, with first/last event time and event count. Pages as Django REST framework's CursorPagination: GET \"next\" or \"previous\" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.",
                 "produces": [
                     "application/json"
                 ],
@@ -1680,7 +1692,7 @@ const docTemplate = `{
                     },
                     {
                         "type": "string",
-                        "description": "the previous page's next",
+                        "description": "a page's cursor, as in its next and previous URLs",
                         "name": "cursor",
                         "in": "query"
                     }
@@ -1693,7 +1705,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "Bad Request",
+                        "description": "invalid_parameter, invalid_cursor, unknown_parameter",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1791,7 +1803,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "The session's events oldest first (by timestamp, then id), keyset-paginated: pass the previous page's \"next\" as cursor. A read key sees only its own application's sessions (404 otherwise).",
+                "description": "The session's events oldest first (by timestamp, then id). Pages as Django REST framework's CursorPagination: GET \"next\" or \"previous\" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter. A read key sees only its own application's sessions (404 otherwise).",
                 "produces": [
                     "application/json"
                 ],
@@ -1815,7 +1827,7 @@ const docTemplate = `{
                     },
                     {
                         "type": "string",
-                        "description": "the previous page's next",
+                        "description": "a page's cursor, as in its next and previous URLs",
                         "name": "cursor",
                         "in": "query"
                     }
@@ -1828,7 +1840,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "Bad Request",
+                        "description": "invalid_parameter, invalid_cursor, unknown_parameter",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -2456,6 +2468,14 @@ const docTemplate = `{
                     "description": "ReplayedFrom is the error record whose replay stored this event\n(POST /errors/{id}/replay); null for an event ingested directly.",
                     "type": "string"
                 },
+                "session": {
+                    "description": "Session is the session as the seed's clients wrote it:\n{\"id\": session_id}.",
+                    "allOf": [
+                        {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.SessionRef"
+                        }
+                    ]
+                },
                 "session_id": {
                     "type": "string"
                 },
@@ -2620,6 +2640,14 @@ const docTemplate = `{
                 }
             }
         },
+        "github_com_the-eye_eye_services_query-api_internal_query.SessionRef": {
+            "type": "object",
+            "properties": {
+                "id": {
+                    "type": "string"
+                }
+            }
+        },
         "github_com_the-eye_eye_services_query-api_internal_query.Stat": {
             "type": "object",
             "properties": {
@@ -2699,6 +2727,12 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
+                    "type": "string",
+                    "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
+                },
+                "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string"
                 },
                 "results": {
@@ -2777,6 +2811,12 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
+                    "type": "string",
+                    "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
+                },
+                "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string"
                 },
                 "results": {
@@ -2791,6 +2831,12 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
+                    "type": "string",
+                    "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
+                },
+                "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string"
                 },
                 "results": {
@@ -2826,8 +2872,13 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
                     "type": "string",
-                    "example": "eyJ0Ijoi..."
+                    "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
+                },
+                "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
+                    "type": "string"
                 },
                 "results": {
                     "type": "array",
@@ -2841,6 +2892,12 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
+                    "type": "string",
+                    "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
+                },
+                "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string"
                 },
                 "results": {
@@ -2891,6 +2948,12 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
+                    "type": "string",
+                    "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
+                },
+                "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string"
                 },
                 "results": {
@@ -2922,6 +2985,12 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
+                    "type": "string",
+                    "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
+                },
+                "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string"
                 },
                 "results": {

@@ -28,6 +28,9 @@ func (a *API) registerErrors(r *gin.Engine, read, admin gin.HandlerFunc) {
 	}
 }
 
+// errorFilters are the parameters errorFilterOf reads.
+var errorFilters = []string{"application", "session", "reason", "stage", "category", "name", "replayed", "detected__gte", "from", "detected__lte", "to"}
+
 // errorFilterOf reads the error filters the list, the summary and the bulk
 // replay share.
 func errorFilterOf(c *gin.Context, p *params) query.ErrorFilter {

@@ -13,6 +13,7 @@ import (
 	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/schema"
 	"github.com/the-eye/eye/services/query-api/internal/admin"
+	"github.com/the-eye/eye/services/query-api/internal/paging"
 	"github.com/the-eye/eye/services/query-api/internal/query"
 	"github.com/the-eye/eye/services/query-api/internal/schemas"
 )
@@ -49,10 +50,8 @@ func classify(err error) failure {
 		return failure{status: http.StatusNotFound, code: "not_found", message: "no such resource"}
 	case errors.Is(err, schemas.ErrNotFound):
 		return failure{status: http.StatusNotFound, code: "not_found", message: "no such schema version"}
-	case errors.Is(err, query.ErrBadCursor):
-		return failure{status: http.StatusBadRequest, code: "invalid_cursor", message: "the cursor is invalid or was made for another ordering"}
-	case errors.Is(err, admin.ErrBadCursor), errors.Is(err, schemas.ErrBadCursor):
-		return failure{status: http.StatusBadRequest, code: "invalid_cursor", message: "the cursor is invalid"}
+	case errors.Is(err, paging.ErrInvalidCursor):
+		return failure{status: http.StatusBadRequest, code: "invalid_cursor", message: err.Error() + ": follow a page's next and previous URLs as they are"}
 	case errors.Is(err, query.ErrPrecondition):
 		return failure{status: http.StatusPreconditionFailed, code: "precondition_failed", message: "the event changed since it was read: read it again"}
 	case errors.Is(err, query.ErrSessionImmutable):

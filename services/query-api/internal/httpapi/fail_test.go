@@ -16,6 +16,7 @@ import (
 	"github.com/the-eye/eye/pkg/httpx"
 	"github.com/the-eye/eye/pkg/schema"
 	"github.com/the-eye/eye/services/query-api/internal/admin"
+	"github.com/the-eye/eye/services/query-api/internal/paging"
 	"github.com/the-eye/eye/services/query-api/internal/query"
 	"github.com/the-eye/eye/services/query-api/internal/schemas"
 )
@@ -31,7 +32,7 @@ func TestFailMapsEveryDomainError(t *testing.T) {
 		code   string
 	}{
 		{query.ErrNotFound, http.StatusNotFound, "not_found"},
-		{query.ErrBadCursor, http.StatusBadRequest, "invalid_cursor"},
+		{fmt.Errorf("%w: it was altered or cut short", paging.ErrInvalidCursor), http.StatusBadRequest, "invalid_cursor"},
 		{query.ErrPrecondition, http.StatusPreconditionFailed, "precondition_failed"},
 		{query.ErrSessionImmutable, http.StatusBadRequest, "session_immutable"},
 		{query.ErrBadRange, http.StatusBadRequest, "invalid_range"},
@@ -44,12 +45,10 @@ func TestFailMapsEveryDomainError(t *testing.T) {
 		{reasons, http.StatusBadRequest, string(event.CodeInvalidField)},
 		{&admin.InvalidError{Code: "invalid_origin", Message: "bad origin"}, http.StatusBadRequest, "invalid_origin"},
 		{admin.ErrNotFound, http.StatusNotFound, "not_found"},
-		{admin.ErrBadCursor, http.StatusBadRequest, "invalid_cursor"},
 		{admin.ErrKeyRevoked, http.StatusConflict, "key_revoked"},
 		{admin.ErrKeyExpired, http.StatusConflict, "key_expired"},
 		{admin.ErrOwnApplication, http.StatusConflict, "own_application"},
 		{schemas.ErrNotFound, http.StatusNotFound, "not_found"},
-		{schemas.ErrBadCursor, http.StatusBadRequest, "invalid_cursor"},
 		{schemas.ErrConflict, http.StatusConflict, "schema_conflict"},
 		{fmt.Errorf("%w: category must be 1..200 characters", schema.ErrInvalid), http.StatusBadRequest, "invalid_schema"},
 		{&pq.Error{Code: "22P05", Message: "unsupported Unicode escape sequence"}, http.StatusBadRequest, "invalid_data"},

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -78,26 +77,26 @@ func (a *API) Register(r *gin.Engine) {
 
 // EventList is a page of events.
 type EventList struct {
+	PageLinks
 	Results []query.Event `json:"results"`
-	Next    *string       `json:"next" example:"eyJ0Ijoi..."`
 }
 
 // SessionList is a page of sessions.
 type SessionList struct {
+	PageLinks
 	Results []query.Session `json:"results"`
-	Next    *string         `json:"next"`
 }
 
 // ErrorList is a page of error records.
 type ErrorList struct {
+	PageLinks
 	Results []query.Error `json:"results"`
-	Next    *string       `json:"next"`
 }
 
 // listEvents lists events.
 //
 //	@Summary		List events
-//	@Description	Newest first unless ordering=timestamp. Keyset pagination: pass the previous page's "next" as cursor. A read key sees its own application's events; an admin key sees all and may filter by application.
+//	@Description	Newest first unless ordering=timestamp. Pages as Django REST framework's CursorPagination: GET "next" or "previous" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter. A read key sees its own application's events; an admin key sees all and may filter by application.
 //	@Tags			events
 //	@Produce		json
 //	@Security		BearerKey
@@ -109,14 +108,14 @@ type ErrorList struct {
 //	@Param			application		query		string	false	"application id (admin keys)"
 //	@Param			ordering		query		string	false	"timestamp or -timestamp (default)"
 //	@Param			limit			query		int		false	"page size, 1..1000 (default 100)"
-//	@Param			cursor			query		string	false	"the previous page's next"
+//	@Param			cursor			query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200				{object}	EventList
 //	@Failure		400				{object}	httpx.ErrorBody
 //	@Failure		401				{object}	httpx.ErrorBody
 //	@Failure		403				{object}	httpx.ErrorBody
 //	@Router			/events/ [get]
 func (a *API) listEvents(c *gin.Context) {
-	var p params
+	p := listParams(c, "session", "category", "name", "timestamp__gte", "from", "timestamp__lte", "to", "application", "ordering")
 	f := query.EventFilter{
 		Session:     p.uuid(c, "session"),
 		Application: p.uuid(c, "application"),
@@ -130,12 +129,12 @@ func (a *API) listEvents(c *gin.Context) {
 	if p.failed(c) {
 		return
 	}
-	res, next, err := a.store.Events(c.Request.Context(), scopeOf(c), f, page)
+	res, links, err := a.store.Events(c.Request.Context(), scopeOf(c), f, page)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, EventList{Results: res, Next: nextOf(next)})
+	c.JSON(http.StatusOK, EventList{PageLinks: linksOf(c, links), Results: res})
 }
 
 // getEvent returns one event.
@@ -259,7 +258,7 @@ func (a *API) deleteEvent(c *gin.Context) {
 // listSessions lists sessions.
 //
 //	@Summary		List sessions
-//	@Description	Newest first, with first/last event time and event count.
+//	@Description	Newest first, with first/last event time and event count. Pages as Django REST framework's CursorPagination: GET "next" or "previous" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.
 //	@Tags			sessions
 //	@Produce		json
 //	@Security		BearerKey
@@ -267,12 +266,12 @@ func (a *API) deleteEvent(c *gin.Context) {
 //	@Param			created__lte	query		string	false	"created at or before (also: to)"
 //	@Param			application		query		string	false	"application id (admin keys)"
 //	@Param			limit			query		int		false	"page size, 1..1000 (default 100)"
-//	@Param			cursor			query		string	false	"the previous page's next"
+//	@Param			cursor			query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200				{object}	SessionList
-//	@Failure		400				{object}	httpx.ErrorBody
+//	@Failure		400				{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor, unknown_parameter"
 //	@Router			/sessions/ [get]
 func (a *API) listSessions(c *gin.Context) {
-	var p params
+	p := listParams(c, "created__gte", "from", "created__lte", "to", "application")
 	f := query.SessionFilter{
 		Application: p.uuid(c, "application"),
 		From:        p.time(c, "created__gte", "from"),
@@ -282,12 +281,12 @@ func (a *API) listSessions(c *gin.Context) {
 	if p.failed(c) {
 		return
 	}
-	res, next, err := a.store.Sessions(c.Request.Context(), scopeOf(c), f, page)
+	res, links, err := a.store.Sessions(c.Request.Context(), scopeOf(c), f, page)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, SessionList{Results: res, Next: nextOf(next)})
+	c.JSON(http.StatusOK, SessionList{PageLinks: linksOf(c, links), Results: res})
 }
 
 // getSession returns one session.
@@ -316,7 +315,7 @@ func (a *API) getSession(c *gin.Context) {
 // listErrors lists error records.
 //
 //	@Summary		List error records
-//	@Description	Newest first. Each record has its reasons (code, JSON pointer, message), the stage that found them, the original payload (utf8 text, or base64 when it was not valid UTF-8), the payload's category and name when it is a JSON object, the schema version that applied, and its replay lineage (replayed_as, replay_of).
+//	@Description	Newest first. Each record has its reasons (code, JSON pointer, message), the stage that found them, the original payload (utf8 text, or base64 when it was not valid UTF-8), the payload's category and name when it is a JSON object, the schema version that applied, and its replay lineage (replayed_as, replay_of). Pages as Django REST framework's CursorPagination: GET "next" or "previous" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.
 //	@Tags			errors
 //	@Produce		json
 //	@Security		BearerKey
@@ -330,23 +329,23 @@ func (a *API) getSession(c *gin.Context) {
 //	@Param			detected__lte	query		string	false	"detected at or before (also: to)"
 //	@Param			application		query		string	false	"application id (admin keys)"
 //	@Param			limit			query		int		false	"page size, 1..1000 (default 100)"
-//	@Param			cursor			query		string	false	"the previous page's next"
+//	@Param			cursor			query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200				{object}	ErrorList
-//	@Failure		400				{object}	httpx.ErrorBody
+//	@Failure		400				{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor, unknown_parameter"
 //	@Router			/errors/ [get]
 func (a *API) listErrors(c *gin.Context) {
-	var p params
-	f := errorFilterOf(c, &p) // errors.go
+	p := listParams(c, errorFilters...)
+	f := errorFilterOf(c, p) // errors.go
 	page := p.page(c)
 	if p.failed(c) {
 		return
 	}
-	res, next, err := a.store.Errors(c.Request.Context(), scopeOf(c), f, page)
+	res, links, err := a.store.Errors(c.Request.Context(), scopeOf(c), f, page)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, ErrorList{Results: res, Next: nextOf(next)})
+	c.JSON(http.StatusOK, ErrorList{PageLinks: linksOf(c, links), Results: res})
 }
 
 // getError returns one error record.
@@ -407,21 +406,15 @@ func pathID(c *gin.Context) (uuid.UUID, bool) {
 	return id, true
 }
 
-func nextOf(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
-// params parses query parameters, remembering the first problem.
+// params parses query parameters, remembering the first problem: the
+// parameter, the error code and the message.
 type params struct {
-	field, msg string
+	field, code, msg string
 }
 
 func (p *params) bad(field, msg string) {
 	if p.field == "" {
-		p.field, p.msg = field, msg
+		p.field, p.code, p.msg = field, "invalid_parameter", field+": "+msg
 	}
 }
 
@@ -429,7 +422,7 @@ func (p *params) failed(c *gin.Context) bool {
 	if p.field == "" {
 		return false
 	}
-	httpx.Abort(c, http.StatusBadRequest, "invalid_parameter", p.field+": "+p.msg)
+	httpx.Abort(c, http.StatusBadRequest, p.code, p.msg)
 	return true
 }
 
@@ -473,16 +466,4 @@ func (p *params) order(c *gin.Context) query.Order {
 		p.bad("ordering", "must be timestamp or -timestamp")
 		return ""
 	}
-}
-
-func (p *params) page(c *gin.Context) query.Page {
-	pg := query.Page{Cursor: c.Query("cursor")}
-	if s := c.Query("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > query.MaxLimit {
-			p.bad("limit", "must be 1.."+strconv.Itoa(query.MaxLimit))
-		}
-		pg.Limit = n
-	}
-	return pg
 }
