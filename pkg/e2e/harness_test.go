@@ -20,7 +20,7 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "eye-e2e-bin-")
+	dir, err := testkit.TempDir("eye-e2e-bin-") // removed by testkit.Main
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -31,7 +31,6 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	defer os.RemoveAll(dir)
 	testkit.Main(m)
 }
 

@@ -24,7 +24,7 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "eye-harness-bin-")
+	dir, err := testkit.TempDir("eye-harness-bin-") // removed by testkit.Main
 	if err == nil {
 		binDir = dir
 		err = harness.Build("../..", dir)

@@ -17,16 +17,17 @@ import (
 	"github.com/the-eye/eye/pkg/kafkax"
 	"github.com/the-eye/eye/pkg/metrics"
 	"github.com/the-eye/eye/pkg/pg"
-	"github.com/the-eye/eye/services/writer/internal/sink"
-	"github.com/the-eye/eye/services/writer/internal/store"
+	"github.com/the-eye/eye/services/writer/internal/kafkaapi"
+	"github.com/the-eye/eye/services/writer/internal/persist"
+	"github.com/the-eye/eye/services/writer/internal/postgres"
 )
 
 type cfg struct {
 	config.Common
 	config.Consumer
-	Addr     string `env:"EYE_WRITER_ADDR" default:":8083"`
-	GroupID  string `env:"EYE_WRITER_GROUP" default:"writer"`
-	MaxBatch int    `env:"EYE_WRITER_BATCH" default:"5000"`
+	Addr     string `env:"EYE_WRITER_ADDR, default=:8083"`
+	GroupID  string `env:"EYE_WRITER_GROUP, default=writer"`
+	MaxBatch int    `env:"EYE_WRITER_BATCH, default=5000"`
 }
 
 func main() {
@@ -60,16 +61,20 @@ func run(ctx context.Context) error {
 	if err := kafkax.EnsureTopics(startCtx, brokers, c.Partitions, c.Replication, topics.All()...); err != nil {
 		return err
 	}
-	st, err := store.New(db)
+	st, err := postgres.New(db)
 	if err != nil {
 		return err
 	}
-	producer, err := kafkax.NewProducer(kafkax.ProducerConfig{Brokers: brokers, Metrics: reg}) // dead letters only
+	w, err := persist.New(st)
+	if err != nil {
+		return err
+	}
+	producer, err := kafkax.NewProducer(kafkax.ProducerConfig{Brokers: brokers, Metrics: reg}) // error records and dead letters
 	if err != nil {
 		return err
 	}
 	defer producer.Close()
-	sk, err := sink.New(st, producer, topics)
+	handlers, err := kafkaapi.New(w, producer, topics)
 	if err != nil {
 		return err
 	}
@@ -77,12 +82,17 @@ func run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	// One group per topic: a member joining for one topic never makes the
 	// others rebalance.
-	sinks := map[string]kafkax.Handler{"events": sk.Events, "errors": sk.Errors}
+	sinks := map[string]kafkax.Handler{"events": handlers.Events, "errors": handlers.Errors}
 	topicOf := map[string]string{"events": topics.Events, "errors": topics.Errors}
 	for name, handle := range sinks {
 		consumer, err := kafkax.NewConsumer(kafkax.ConsumerConfig{
 			Brokers: brokers, GroupID: c.TopicPrefix + c.GroupID + "." + name, Topic: topicOf[name], MaxBatch: c.MaxBatch, Logger: log, Metrics: reg,
 			SessionTimeout: c.SessionTimeout, HeartbeatInterval: c.HeartbeatInterval,
+			// Rows Postgres refuses are dead-lettered after the retries;
+			// Postgres being away is waited out (docs/architecture.md).
+			Permanent:   pg.IsRefused,
+			DeadLetter:  kafkax.DeadLetter{Topic: topics.DeadLetter, Stage: contract.StageWriter, Publisher: producer},
+			MaxAttempts: c.MaxAttempts, Backoff: c.Backoff, MaxBackoff: c.MaxBackoff,
 		})
 		if err != nil {
 			return err
