@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/the-eye/eye/pkg/harness"
+	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/testkit"
 )
 
@@ -31,7 +32,7 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	testkit.Main(m)
+	testkit.Main(m, pg.MigrateDSN)
 }
 
 const (

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/the-eye/eye/pkg/harness"
+	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/stack"
 	"github.com/the-eye/eye/pkg/testkit"
 )
@@ -33,7 +34,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	testkit.Main(m)
+	testkit.Main(m, pg.MigrateDSN)
 }
 
 const (

@@ -17,11 +17,12 @@ import (
 	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/devstack"
 	"github.com/the-eye/eye/pkg/harness"
+	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/stack"
 	"github.com/the-eye/eye/pkg/testkit"
 )
 
-func TestMain(m *testing.M) { testkit.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m, pg.MigrateDSN) }
 
 // An older keys.env (write and read keys only) keeps its keys and gains an
 // admin key; each generated key has its scope's prefix.
