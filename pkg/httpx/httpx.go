@@ -330,3 +330,10 @@ func ServeListener(ctx context.Context, ln net.Listener, h http.Handler, log *sl
 	}
 	return nil
 }
+
+// AnyJSON documents a value that may be any JSON value, e.g. a JSON Schema
+// (which may be the boolean true or false). The swagger generator maps
+// json.RawMessage to it (services/*/.swaggo), since it cannot tell what the
+// raw bytes hold; a field whose value is always an object says so with
+// `swaggertype:"object"`.
+type AnyJSON any

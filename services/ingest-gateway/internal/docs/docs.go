@@ -88,13 +88,13 @@ const docTemplate = `{
                         }
                     },
                     "429": {
-                        "description": "rate limited: retry after Retry-After seconds",
+                        "description": "rate limited, or too many failed authentications from this address: retry after Retry-After seconds",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
                     "503": {
-                        "description": "Kafka did not acknowledge: nothing was accepted; retry after Retry-After seconds",
+                        "description": "Kafka did not acknowledge, or keys cannot be checked: nothing was accepted; retry after Retry-After seconds",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -177,8 +177,32 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "403": {
+                        "description": "the key lacks the write scope, or the Origin is not allowed",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "409": {
                         "description": "Conflict",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "413": {
+                        "description": "over EYE_MAX_BODY_BYTES",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "415": {
+                        "description": "Unsupported Media Type",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "429": {
+                        "description": "too many failed authentications from this address: retry after Retry-After seconds",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -219,7 +243,8 @@ const docTemplate = `{
                 "unknown_session",
                 "session_conflict",
                 "invalid_envelope",
-                "storage_rejected"
+                "storage_rejected",
+                "unknown_application"
             ],
             "x-enum-comments": {
                 "CodeInvalidEnvelope": "a record no stage of The Eye wrote",
@@ -256,7 +281,8 @@ const docTemplate = `{
                 "strict sessions, and the session was never registered",
                 "the session belongs to another application",
                 "a record no stage of The Eye wrote",
-                "Postgres refused the row"
+                "Postgres refused the row",
+                ""
             ],
             "x-enum-varnames": [
                 "CodeInvalidJSON",
@@ -281,7 +307,8 @@ const docTemplate = `{
                 "CodeUnknownSession",
                 "CodeSessionOwner",
                 "CodeInvalidEnvelope",
-                "CodeStorageRejected"
+                "CodeStorageRejected",
+                "CodeUnknownApplication"
             ]
         },
         "event.Reason": {

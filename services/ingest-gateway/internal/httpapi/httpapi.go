@@ -142,8 +142,8 @@ type StreamFailure struct {
 //	@Failure		403		{object}	httpx.ErrorBody
 //	@Failure		413		{object}	httpx.ErrorBody	"over a size or count limit (the message names it)"
 //	@Failure		415		{object}	httpx.ErrorBody
-//	@Failure		429		{object}	httpx.ErrorBody	"rate limited: retry after Retry-After seconds"
-//	@Failure		503		{object}	httpx.ErrorBody	"Kafka did not acknowledge: nothing was accepted; retry after Retry-After seconds"
+//	@Failure		429		{object}	httpx.ErrorBody	"rate limited, or too many failed authentications from this address: retry after Retry-After seconds"
+//	@Failure		503		{object}	httpx.ErrorBody	"Kafka did not acknowledge, or keys cannot be checked: nothing was accepted; retry after Retry-After seconds"
 //	@Router			/events/ [post]
 func (a *API) postEvents(c *gin.Context) {
 	if isNDJSON(c.GetHeader("Content-Type")) {
@@ -221,7 +221,11 @@ type SessionReceipt struct {
 //	@Success		201		{object}	SessionReceipt
 //	@Failure		400		{object}	httpx.ErrorBody
 //	@Failure		401		{object}	httpx.ErrorBody
+//	@Failure		403		{object}	httpx.ErrorBody	"the key lacks the write scope, or the Origin is not allowed"
 //	@Failure		409		{object}	httpx.ErrorBody
+//	@Failure		413		{object}	httpx.ErrorBody	"over EYE_MAX_BODY_BYTES"
+//	@Failure		415		{object}	httpx.ErrorBody
+//	@Failure		429		{object}	httpx.ErrorBody	"too many failed authentications from this address: retry after Retry-After seconds"
 //	@Failure		503		{object}	httpx.ErrorBody
 //	@Router			/sessions/ [post]
 func (a *API) postSessions(c *gin.Context) {

@@ -38,7 +38,7 @@ type Application struct {
 	Name       string     `json:"name" example:"web shop"`
 	Settings   Settings   `json:"settings"`
 	CreatedAt  time.Time  `json:"created_at"`
-	DisabledAt *time.Time `json:"disabled_at"`
+	DisabledAt *time.Time `json:"disabled_at" extensions:"x-nullable"`
 }
 
 // NewApplication is what creating an application takes.
@@ -65,8 +65,8 @@ type Key struct {
 	Label         string       `json:"label" example:"checkout page"`
 	Scopes        []auth.Scope `json:"scopes" swaggertype:"array,string" example:"write"`
 	CreatedAt     time.Time    `json:"created_at"`
-	ExpiresAt     *time.Time   `json:"expires_at"`
-	RevokedAt     *time.Time   `json:"revoked_at"`
+	ExpiresAt     *time.Time   `json:"expires_at" extensions:"x-nullable"`
+	RevokedAt     *time.Time   `json:"revoked_at" extensions:"x-nullable"`
 }
 
 // CreatedKey is a key just created or rotated: the only time its material

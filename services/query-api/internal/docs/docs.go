@@ -68,6 +68,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
                     }
                 }
             },
@@ -123,6 +129,18 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
+                    },
+                    "413": {
+                        "description": "the body is over the limit",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
                     }
                 }
             }
@@ -171,6 +189,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -242,6 +266,18 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
+                    },
+                    "413": {
+                        "description": "the body is over the limit",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
                     }
                 }
             }
@@ -300,6 +336,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
                     }
                 }
             }
@@ -352,6 +394,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
                     }
                 }
             }
@@ -401,6 +449,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -472,6 +526,18 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
+                    },
+                    "413": {
+                        "description": "the body is over the limit",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
                     }
                 }
             }
@@ -521,6 +587,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -599,6 +671,18 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
+                    },
+                    "413": {
+                        "description": "the body is over the limit",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
                     }
                 }
             }
@@ -668,6 +752,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
                     }
                 }
             },
@@ -729,6 +819,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
                     }
                 }
             }
@@ -778,6 +874,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_schemas.Record"
                         }
                     },
+                    "400": {
+                        "description": "a parameter or the body is invalid (the code and message say which)",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "401": {
                         "description": "Unauthorized",
                         "schema": {
@@ -792,6 +894,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -891,6 +999,24 @@ const docTemplate = `{
                     },
                     "400": {
                         "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1000,6 +1126,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "403": {
                         "description": "Forbidden",
                         "schema": {
@@ -1104,6 +1236,24 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
+                    },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
                     }
                 }
             }
@@ -1138,8 +1288,26 @@ const docTemplate = `{
                             "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.Error"
                         }
                     },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1207,6 +1375,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "403": {
                         "description": "Forbidden",
                         "schema": {
@@ -1215,6 +1389,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "413": {
+                        "description": "the body is over the limit",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1329,6 +1509,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
                     }
                 }
             }
@@ -1363,8 +1549,26 @@ const docTemplate = `{
                             "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.Event"
                         }
                     },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1425,6 +1629,18 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "404": {
                         "description": "Not Found",
                         "schema": {
@@ -1433,6 +1649,18 @@ const docTemplate = `{
                     },
                     "412": {
                         "description": "Precondition Failed",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "413": {
+                        "description": "the body is over the limit",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1469,6 +1697,18 @@ const docTemplate = `{
                     "204": {
                         "description": "No Content"
                     },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "404": {
                         "description": "Not Found",
                         "schema": {
@@ -1477,6 +1717,12 @@ const docTemplate = `{
                     },
                     "412": {
                         "description": "Precondition Failed",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1537,6 +1783,18 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "404": {
                         "description": "Not Found",
                         "schema": {
@@ -1545,6 +1803,18 @@ const docTemplate = `{
                     },
                     "412": {
                         "description": "Precondition Failed",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "413": {
+                        "description": "the body is over the limit",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1595,6 +1865,18 @@ const docTemplate = `{
                             "$ref": "#/definitions/internal_httpapi.AuditList"
                         }
                     },
+                    "400": {
+                        "description": "a parameter or the body is invalid (the code and message say which)",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "403": {
                         "description": "Forbidden",
                         "schema": {
@@ -1603,6 +1885,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1697,6 +1985,24 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
+                    },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
                     }
                 }
             }
@@ -1731,8 +2037,26 @@ const docTemplate = `{
                             "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.Session"
                         }
                     },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1769,8 +2093,20 @@ const docTemplate = `{
                             "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.Erasure"
                         }
                     },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "403": {
                         "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "no such resource (or not visible to this key)",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1833,8 +2169,26 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1926,6 +2280,18 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
                     }
                 }
             }
@@ -1969,7 +2335,8 @@ const docTemplate = `{
                 "unknown_session",
                 "session_conflict",
                 "invalid_envelope",
-                "storage_rejected"
+                "storage_rejected",
+                "unknown_application"
             ],
             "x-enum-comments": {
                 "CodeInvalidEnvelope": "a record no stage of The Eye wrote",
@@ -2006,7 +2373,8 @@ const docTemplate = `{
                 "strict sessions, and the session was never registered",
                 "the session belongs to another application",
                 "a record no stage of The Eye wrote",
-                "Postgres refused the row"
+                "Postgres refused the row",
+                ""
             ],
             "x-enum-varnames": [
                 "CodeInvalidJSON",
@@ -2031,7 +2399,8 @@ const docTemplate = `{
                 "CodeUnknownSession",
                 "CodeSessionOwner",
                 "CodeInvalidEnvelope",
-                "CodeStorageRejected"
+                "CodeStorageRejected",
+                "CodeUnknownApplication"
             ]
         },
         "event.Reason": {
@@ -2055,7 +2424,8 @@ const docTemplate = `{
                     "type": "string"
                 },
                 "disabled_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "id": {
                     "type": "string"
@@ -2079,7 +2449,8 @@ const docTemplate = `{
                     "type": "string"
                 },
                 "expires_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "id": {
                     "type": "string"
@@ -2097,7 +2468,8 @@ const docTemplate = `{
                     "example": "eye_w_AbCd"
                 },
                 "revoked_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "scopes": {
                     "type": "array",
@@ -2120,7 +2492,8 @@ const docTemplate = `{
                     "type": "string"
                 },
                 "expires_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "id": {
                     "type": "string"
@@ -2134,7 +2507,8 @@ const docTemplate = `{
                     "example": "eye_w_AbCd"
                 },
                 "revoked_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "scopes": {
                     "type": "array",
@@ -2157,7 +2531,8 @@ const docTemplate = `{
                     "type": "string"
                 },
                 "expires_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "id": {
                     "type": "string"
@@ -2178,7 +2553,8 @@ const docTemplate = `{
                     "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_admin.Key"
                 },
                 "revoked_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "scopes": {
                     "type": "array",
@@ -2245,7 +2621,8 @@ const docTemplate = `{
                         {
                             "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.Event"
                         }
-                    ]
+                    ],
+                    "x-nullable": true
                 },
                 "at": {
                     "type": "string"
@@ -2306,6 +2683,7 @@ const docTemplate = `{
                 "category": {
                     "description": "Category and Name are the payload's, when it is a JSON object and\nthey are strings (at most 255 characters kept); null otherwise.",
                     "type": "string",
+                    "x-nullable": true,
                     "example": "page interaction"
                 },
                 "detected_at": {
@@ -2316,6 +2694,7 @@ const docTemplate = `{
                 },
                 "name": {
                     "type": "string",
+                    "x-nullable": true,
                     "example": "pageview"
                 },
                 "payload": {
@@ -2337,22 +2716,27 @@ const docTemplate = `{
                 },
                 "replay_of": {
                     "description": "ReplayOf is, for a record a replay produced (the replayed event\nfailed again), the error record that was replayed.",
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "replayed_as": {
                     "description": "ReplayedAs is the event id the latest replay published, and\nReplayedAt when Kafka acknowledged it; null until replayed.",
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "replayed_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "schema_version": {
                     "description": "SchemaVersion is the version of the type's JSON Schema that applied;\nnull when none did.",
                     "type": "integer",
+                    "x-nullable": true,
                     "example": 2
                 },
                 "session_id": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "stage": {
                     "type": "string",
@@ -2366,6 +2750,7 @@ const docTemplate = `{
                 "category": {
                     "description": "Category, Name and SchemaVersion are null in a group of records that\nhave none (e.g. payloads that are not JSON objects).",
                     "type": "string",
+                    "x-nullable": true,
                     "example": "page interaction"
                 },
                 "count": {
@@ -2381,19 +2766,23 @@ const docTemplate = `{
                 },
                 "name": {
                     "type": "string",
+                    "x-nullable": true,
                     "example": "pageview"
                 },
                 "reason": {
                     "description": "Reason is a reason code; a record with several reasons counts in the\ngroup of each.",
                     "type": "string",
+                    "x-nullable": true,
                     "example": "empty_data"
                 },
                 "schema_version": {
                     "type": "integer",
+                    "x-nullable": true,
                     "example": 2
                 },
                 "stage": {
                     "type": "string",
+                    "x-nullable": true,
                     "example": "validator"
                 }
             }
@@ -2437,7 +2826,8 @@ const docTemplate = `{
                 },
                 "client_timestamp": {
                     "description": "ClientTimestamp is the timestamp as the client's clock said, when it\nsent sent_at and so Timestamp was corrected for clock skew.",
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "data": {
                     "type": "object"
@@ -2454,7 +2844,8 @@ const docTemplate = `{
                 },
                 "replayed_from": {
                     "description": "ReplayedFrom is the error record whose replay stored this event\n(POST /errors/{id}/replay); null for an event ingested directly.",
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "session_id": {
                     "type": "string"
@@ -2463,7 +2854,8 @@ const docTemplate = `{
                     "type": "string"
                 },
                 "updated_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "version": {
                     "type": "integer",
@@ -2607,16 +2999,19 @@ const docTemplate = `{
                     "type": "integer"
                 },
                 "first_event_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "id": {
                     "type": "string"
                 },
                 "last_event_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "registered_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 }
             }
         },
@@ -2654,7 +3049,8 @@ const docTemplate = `{
                 },
                 "created_by": {
                     "description": "CreatedBy is the id of the admin key that added it; null for a\nversion loaded from EYE_SCHEMA_DIR.",
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "name": {
                     "type": "string",
@@ -2662,11 +3058,11 @@ const docTemplate = `{
                 },
                 "published_at": {
                     "description": "PublishedAt is when the schemas topic acknowledged it, i.e. when\nvalidators could start applying it; null until then (query-api\nretries every few seconds).",
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "schema": {
-                    "description": "Schema is the JSON Schema document, as Postgres's jsonb gives it back\n(same meaning, keys possibly reordered).",
-                    "type": "object"
+                    "description": "Schema is the JSON Schema document, as Postgres's jsonb gives it back\n(same meaning, keys possibly reordered)."
                 },
                 "version": {
                     "type": "integer",
@@ -2699,7 +3095,8 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "results": {
                     "type": "array",
@@ -2777,7 +3174,8 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "results": {
                     "type": "array",
@@ -2791,7 +3189,8 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "results": {
                     "type": "array",
@@ -2827,6 +3226,7 @@ const docTemplate = `{
             "properties": {
                 "next": {
                     "type": "string",
+                    "x-nullable": true,
                     "example": "eyJ0Ijoi..."
                 },
                 "results": {
@@ -2841,7 +3241,8 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "results": {
                     "type": "array",
@@ -2891,7 +3292,8 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "results": {
                     "type": "array",
@@ -2913,8 +3315,7 @@ const docTemplate = `{
                     "example": "pageview"
                 },
                 "schema": {
-                    "description": "Schema is a JSON Schema (draft 2020-12 unless it says otherwise with\n$schema) for the events' data object.",
-                    "type": "object"
+                    "description": "Schema is a JSON Schema (draft 2020-12 unless it says otherwise with\n$schema) for the events' data object."
                 }
             }
         },
@@ -2922,7 +3323,8 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "results": {
                     "type": "array",

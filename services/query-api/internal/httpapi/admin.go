@@ -65,14 +65,14 @@ type RotateRequest struct {
 // ApplicationList is a page of applications.
 type ApplicationList struct {
 	Results []admin.Application `json:"results"`
-	Next    *string             `json:"next"`
+	Next    *string             `json:"next" extensions:"x-nullable"`
 }
 
 // KeyList is an application's keys, without key material (never paginated:
 // next is always null).
 type KeyList struct {
 	Results []admin.Key `json:"results"`
-	Next    *string     `json:"next"`
+	Next    *string     `json:"next" extensions:"x-nullable"`
 }
 
 // createApplication creates an application.
@@ -88,6 +88,8 @@ type KeyList struct {
 //	@Failure		400			{object}	httpx.ErrorBody	"invalid_body, invalid_name, invalid_origin, invalid_rate"
 //	@Failure		401			{object}	httpx.ErrorBody
 //	@Failure		403			{object}	httpx.ErrorBody
+//	@Failure		413	{object}	httpx.ErrorBody	"the body is over the limit"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/applications/ [post]
 func (a *API) createApplication(c *gin.Context) {
 	var req ApplicationRequest
@@ -116,6 +118,7 @@ func (a *API) createApplication(c *gin.Context) {
 //	@Failure		400		{object}	httpx.ErrorBody
 //	@Failure		401		{object}	httpx.ErrorBody
 //	@Failure		403		{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/applications/ [get]
 func (a *API) listApplications(c *gin.Context) {
 	page := admin.Page{Cursor: c.Query("cursor")}
@@ -146,6 +149,7 @@ func (a *API) listApplications(c *gin.Context) {
 //	@Failure	401	{object}	httpx.ErrorBody
 //	@Failure	403	{object}	httpx.ErrorBody
 //	@Failure	404	{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router		/admin/applications/{id} [get]
 func (a *API) getApplication(c *gin.Context) {
 	id, ok := pathID(c)
@@ -175,6 +179,8 @@ func (a *API) getApplication(c *gin.Context) {
 //	@Failure		401			{object}	httpx.ErrorBody
 //	@Failure		403			{object}	httpx.ErrorBody
 //	@Failure		404			{object}	httpx.ErrorBody
+//	@Failure		413	{object}	httpx.ErrorBody	"the body is over the limit"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/applications/{id} [patch]
 func (a *API) patchApplication(c *gin.Context) {
 	id, ok := pathID(c)
@@ -207,6 +213,7 @@ func (a *API) patchApplication(c *gin.Context) {
 //	@Failure		403	{object}	httpx.ErrorBody
 //	@Failure		404	{object}	httpx.ErrorBody
 //	@Failure		409	{object}	httpx.ErrorBody	"own_application"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/applications/{id}/disable [post]
 func (a *API) disableApplication(c *gin.Context) {
 	id, ok := pathID(c)
@@ -233,6 +240,7 @@ func (a *API) disableApplication(c *gin.Context) {
 //	@Failure		401	{object}	httpx.ErrorBody
 //	@Failure		403	{object}	httpx.ErrorBody
 //	@Failure		404	{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/applications/{id}/enable [post]
 func (a *API) enableApplication(c *gin.Context) {
 	id, ok := pathID(c)
@@ -262,6 +270,8 @@ func (a *API) enableApplication(c *gin.Context) {
 //	@Failure		401	{object}	httpx.ErrorBody
 //	@Failure		403	{object}	httpx.ErrorBody
 //	@Failure		404	{object}	httpx.ErrorBody
+//	@Failure		413	{object}	httpx.ErrorBody	"the body is over the limit"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/applications/{id}/keys [post]
 func (a *API) createKey(c *gin.Context) {
 	id, ok := pathID(c)
@@ -293,6 +303,7 @@ func (a *API) createKey(c *gin.Context) {
 //	@Failure		401	{object}	httpx.ErrorBody
 //	@Failure		403	{object}	httpx.ErrorBody
 //	@Failure		404	{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/applications/{id}/keys [get]
 func (a *API) listKeys(c *gin.Context) {
 	id, ok := pathID(c)
@@ -323,6 +334,8 @@ func (a *API) listKeys(c *gin.Context) {
 //	@Failure		403		{object}	httpx.ErrorBody
 //	@Failure		404		{object}	httpx.ErrorBody
 //	@Failure		409		{object}	httpx.ErrorBody	"key_revoked, key_expired"
+//	@Failure		413	{object}	httpx.ErrorBody	"the body is over the limit"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/keys/{id}/rotate [post]
 func (a *API) rotateKey(c *gin.Context) {
 	id, ok := pathID(c)
@@ -354,6 +367,7 @@ func (a *API) rotateKey(c *gin.Context) {
 //	@Failure		401	{object}	httpx.ErrorBody
 //	@Failure		403	{object}	httpx.ErrorBody
 //	@Failure		404	{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/keys/{id}/revoke [post]
 func (a *API) revokeKey(c *gin.Context) {
 	id, ok := pathID(c)

@@ -77,6 +77,9 @@ func (p *params) flag(c *gin.Context, name string) *bool {
 //	@Param			application		query		string	false	"application id (admin keys)"
 //	@Success		200				{object}	query.ErrorSummary
 //	@Failure		400				{object}	httpx.ErrorBody
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/errors/summary [get]
 func (a *API) errorSummary(c *gin.Context) {
 	var p params
@@ -119,8 +122,10 @@ type ReplayRequest struct {
 //	@Success		200		{object}	query.ReplayReport	"dry run"
 //	@Success		202		{object}	query.ReplayReport	"published"
 //	@Failure		400		{object}	httpx.ErrorBody
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
 //	@Failure		403		{object}	httpx.ErrorBody
 //	@Failure		404		{object}	httpx.ErrorBody
+//	@Failure		413	{object}	httpx.ErrorBody	"the body is over the limit"
 //	@Failure		422		{object}	httpx.ErrorBody	"the event still fails: nothing published"
 //	@Failure		503		{object}	httpx.ErrorBody	"Kafka did not acknowledge: retry"
 //	@Router			/errors/{id}/replay [post]
@@ -180,6 +185,7 @@ func (a *API) replayError(c *gin.Context) {
 //	@Success		200				{object}	query.ReplayReport	"dry run"
 //	@Success		202				{object}	query.ReplayReport	"published"
 //	@Failure		400				{object}	httpx.ErrorBody
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
 //	@Failure		403				{object}	httpx.ErrorBody
 //	@Failure		503				{object}	httpx.ErrorBody	"Kafka did not acknowledge: retry (records acknowledged before show replayed_as)"
 //	@Router			/errors/replay [post]

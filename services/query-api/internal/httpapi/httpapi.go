@@ -81,19 +81,19 @@ func (a *API) Register(r *gin.Engine) {
 // EventList is a page of events.
 type EventList struct {
 	Results []query.Event `json:"results"`
-	Next    *string       `json:"next" example:"eyJ0Ijoi..."`
+	Next    *string       `json:"next" extensions:"x-nullable" example:"eyJ0Ijoi..."`
 }
 
 // SessionList is a page of sessions.
 type SessionList struct {
 	Results []query.Session `json:"results"`
-	Next    *string         `json:"next"`
+	Next    *string         `json:"next" extensions:"x-nullable"`
 }
 
 // ErrorList is a page of error records.
 type ErrorList struct {
 	Results []query.Error `json:"results"`
-	Next    *string       `json:"next"`
+	Next    *string       `json:"next" extensions:"x-nullable"`
 }
 
 // listEvents lists events.
@@ -116,6 +116,7 @@ type ErrorList struct {
 //	@Failure		400				{object}	httpx.ErrorBody
 //	@Failure		401				{object}	httpx.ErrorBody
 //	@Failure		403				{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/events/ [get]
 func (a *API) listEvents(c *gin.Context) {
 	var p params
@@ -148,7 +149,10 @@ func (a *API) listEvents(c *gin.Context) {
 //	@Security	BearerKey
 //	@Param		id	path		string	true	"event id"
 //	@Success	200	{object}	query.Event	"with an ETag header for If-Match"
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
 //	@Failure	404	{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router		/events/{id} [get]
 func (a *API) getEvent(c *gin.Context) {
 	id, ok := pathID(c)
@@ -185,8 +189,12 @@ type EventChange struct {
 //	@Param			event		body		EventChange	true	"the new fields"
 //	@Success		200			{object}	query.Event
 //	@Failure		400			{object}	httpx.ErrorBody
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
 //	@Failure		404			{object}	httpx.ErrorBody
 //	@Failure		412			{object}	httpx.ErrorBody
+//	@Failure		413	{object}	httpx.ErrorBody	"the body is over the limit"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/events/{id} [put]
 func (a *API) putEvent(c *gin.Context) { a.change(c, a.store.Replace) }
 
@@ -203,8 +211,12 @@ func (a *API) putEvent(c *gin.Context) { a.change(c, a.store.Replace) }
 //	@Param			event		body		EventChange	true	"the fields to change"
 //	@Success		200			{object}	query.Event
 //	@Failure		400			{object}	httpx.ErrorBody
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
 //	@Failure		404			{object}	httpx.ErrorBody
 //	@Failure		412			{object}	httpx.ErrorBody
+//	@Failure		413	{object}	httpx.ErrorBody	"the body is over the limit"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/events/{id} [patch]
 func (a *API) patchEvent(c *gin.Context) { a.change(c, a.store.Patch) }
 
@@ -243,8 +255,11 @@ func (a *API) change(c *gin.Context, f changeFunc) {
 //	@Param			id			path	string	true	"event id"
 //	@Param			If-Match	header	string	false	"ETag from a previous read"
 //	@Success		204
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
 //	@Failure		404	{object}	httpx.ErrorBody
 //	@Failure		412	{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/events/{id} [delete]
 func (a *API) deleteEvent(c *gin.Context) {
 	id, ok := pathID(c)
@@ -272,6 +287,9 @@ func (a *API) deleteEvent(c *gin.Context) {
 //	@Param			cursor			query		string	false	"the previous page's next"
 //	@Success		200				{object}	SessionList
 //	@Failure		400				{object}	httpx.ErrorBody
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/sessions/ [get]
 func (a *API) listSessions(c *gin.Context) {
 	var p params
@@ -300,7 +318,10 @@ func (a *API) listSessions(c *gin.Context) {
 //	@Security	BearerKey
 //	@Param		id	path		string	true	"session id"
 //	@Success	200	{object}	query.Session
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
 //	@Failure	404	{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router		/sessions/{id} [get]
 func (a *API) getSession(c *gin.Context) {
 	id, ok := pathID(c)
@@ -335,6 +356,9 @@ func (a *API) getSession(c *gin.Context) {
 //	@Param			cursor			query		string	false	"the previous page's next"
 //	@Success		200				{object}	ErrorList
 //	@Failure		400				{object}	httpx.ErrorBody
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/errors/ [get]
 func (a *API) listErrors(c *gin.Context) {
 	var p params
@@ -359,7 +383,10 @@ func (a *API) listErrors(c *gin.Context) {
 //	@Security	BearerKey
 //	@Param		id	path		string	true	"error id"
 //	@Success	200	{object}	query.Error
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
 //	@Failure	404	{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router		/errors/{id} [get]
 func (a *API) getError(c *gin.Context) {
 	id, ok := pathID(c)

@@ -45,13 +45,13 @@ type SchemaRequest struct {
 	Name     string `json:"name" example:"pageview"`
 	// Schema is a JSON Schema (draft 2020-12 unless it says otherwise with
 	// $schema) for the events' data object.
-	Schema json.RawMessage `json:"schema" swaggertype:"object"`
+	Schema json.RawMessage `json:"schema"`
 }
 
 // SchemaList is a page of schema versions.
 type SchemaList struct {
 	Results []schemas.Record `json:"results"`
-	Next    *string          `json:"next"`
+	Next    *string          `json:"next" extensions:"x-nullable"`
 }
 
 // maxSchemaBody bounds the body that adds a schema.
@@ -71,6 +71,7 @@ const maxSchemaBody = 256 << 10
 //	@Failure		401		{object}	httpx.ErrorBody
 //	@Failure		403		{object}	httpx.ErrorBody
 //	@Failure		413		{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/schemas/ [post]
 func (s *schemaAPI) add(c *gin.Context) {
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxSchemaBody))
@@ -124,6 +125,7 @@ func (s *schemaAPI) add(c *gin.Context) {
 //	@Failure		400			{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor"
 //	@Failure		401			{object}	httpx.ErrorBody
 //	@Failure		403			{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/schemas/ [get]
 func (s *schemaAPI) list(c *gin.Context) {
 	page := schemas.Page{Cursor: c.Query("cursor")}
@@ -158,9 +160,11 @@ func (s *schemaAPI) list(c *gin.Context) {
 //	@Param			name		path		string	true	"name"
 //	@Param			version		path		int		true	"version"
 //	@Success		200			{object}	schemas.Record
+//	@Failure		400	{object}	httpx.ErrorBody	"a parameter or the body is invalid (the code and message say which)"
 //	@Failure		401			{object}	httpx.ErrorBody
 //	@Failure		403			{object}	httpx.ErrorBody
 //	@Failure		404			{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/schemas/{category}/{name}/{version} [get]
 func (s *schemaAPI) get(c *gin.Context) {
 	v, err := strconv.Atoi(c.Param("version"))

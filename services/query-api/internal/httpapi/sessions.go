@@ -11,7 +11,7 @@ import (
 // AuditList is a page of an event's audit entries.
 type AuditList struct {
 	Results []query.AuditEntry `json:"results"`
-	Next    *string            `json:"next"`
+	Next    *string            `json:"next" extensions:"x-nullable"`
 }
 
 // sessionTimeline lists a session's events in the order they happened.
@@ -26,7 +26,10 @@ type AuditList struct {
 //	@Param			cursor	query		string	false	"the previous page's next"
 //	@Success		200		{object}	EventList
 //	@Failure		400		{object}	httpx.ErrorBody
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
 //	@Failure		404		{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/sessions/{id}/events [get]
 func (a *API) sessionTimeline(c *gin.Context) {
 	id, ok := pathID(c)
@@ -55,7 +58,9 @@ func (a *API) sessionTimeline(c *gin.Context) {
 //	@Security		BearerKey
 //	@Param			id	path		string	true	"session id"
 //	@Success		200	{object}	query.Erasure
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
 //	@Failure		403	{object}	httpx.ErrorBody
+//	@Failure		404	{object}	httpx.ErrorBody	"no such resource (or not visible to this key)"
 //	@Failure		503	{object}	httpx.ErrorBody
 //	@Router			/sessions/{id} [delete]
 func (a *API) eraseSession(c *gin.Context) {
@@ -82,8 +87,11 @@ func (a *API) eraseSession(c *gin.Context) {
 //	@Param			limit	query		int		false	"page size, 1..1000 (default 100)"
 //	@Param			cursor	query		string	false	"the previous page's next"
 //	@Success		200		{object}	AuditList
+//	@Failure		400	{object}	httpx.ErrorBody	"a parameter or the body is invalid (the code and message say which)"
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
 //	@Failure		403		{object}	httpx.ErrorBody
 //	@Failure		404		{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/events/{id}/audit [get]
 func (a *API) eventAudit(c *gin.Context) {
 	id, ok := pathID(c)

@@ -37,6 +37,8 @@ type StatsResult struct {
 //	@Success		200				{object}	StatsResult
 //	@Failure		400				{object}	httpx.ErrorBody
 //	@Failure		401				{object}	httpx.ErrorBody
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/stats/events [get]
 func (a *API) eventStats(c *gin.Context) {
 	var p params
