@@ -11,20 +11,21 @@
 # registers schemas: never point it at data you keep). EYE_POSTGRES_DSN and
 # EYE_KAFKA_BROKERS are ignored for that reason.
 #
-# Runs (each a fixed budget, deterministic):
-#   gateway    with the write key
-#   query-api  with the read key, then with the admin key
+# Runs (each a fixed budget, deterministic), against the Swagger 2 document
+# (/docs/doc.json) and its OpenAPI 3 conversion (/docs/openapi.json):
+#   gateway    with the write key, both documents
+#   query-api  with the read key (OpenAPI 3), then the admin key (Swagger 2)
 # Exit status: 0 when every check passed in every run, non-zero otherwise.
 #
 # Environment (all optional):
-#   CONFORMANCE_EXAMPLES  max examples per operation and phase     (default 30)
+#   CONFORMANCE_EXAMPLES  test cases per operation and phase   (default 100)
 #   CONFORMANCE_PHASES    schemathesis phases       (default examples,coverage,fuzzing,stateful)
 #   CONFORMANCE_VENV      where the venv lives  (default ~/.cache/eye-conformance/<requirements hash>)
 #   CONFORMANCE_REPORT    directory for JUnit reports and the pipeline log (default: a temp dir, kept on failure)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-examples=${CONFORMANCE_EXAMPLES:-30}
+examples=${CONFORMANCE_EXAMPLES:-100}
 phases=${CONFORMANCE_PHASES:-examples,coverage,fuzzing,stateful}
 checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 
@@ -85,7 +86,7 @@ ready "$gw" && ready "$q" || { tail -50 "$report/pipeline.log" >&2; log "the pip
 . "$work/home/keys.env"
 write_key=$EYE_DEV_WRITE_KEY
 read_key=$EYE_DEV_READ_KEY
-admin_key=${EYE_DEV_ADMIN_KEY:-}
+admin_key=${EYE_DEV_ADMIN_KEY:-$EYE_DEV_READ_KEY}
 
 # --- data to read -------------------------------------------------------------
 # A few events and error records of every shape, so that the query-api's
@@ -121,24 +122,27 @@ log "stored: $events events, $errors error records"
 
 # --- the runs ----------------------------------------------------------------
 failed=()
-run() { # name base-url key
-  local name=$1 base=$2 key=$3
-  log "schemathesis: $name ($base, $examples examples per operation, deterministic, phases $phases)"
-  if ! "$st" run "$base/docs/doc.json" --url "$base" \
+run() { # name base-url spec key
+  local name=$1 base=$2 spec=$3 key=$4
+  log "schemathesis: $name ($base$spec, $examples examples per operation and phase, deterministic, phases $phases)"
+  # From the work dir: schemathesis leaves a .schemathesis dir behind.
+  if ! (cd "$work" && "$st" run "$base$spec" --url "$base" \
     -H "Authorization: Bearer $key" \
     --checks "$checks" --phases "$phases" \
     --max-examples "$examples" --generation-deterministic \
     --workers 1 --request-timeout 30 \
     --suppress-health-check all --no-color \
-    --report junit --report-junit-path "$report/$name.xml"; then
+    --report junit --report-junit-path "$report/$name.xml"); then
     failed+=("$name")
   fi
 }
-run gateway "$gw" "$write_key"
-run query-api-read "$q" "$read_key"
-if [ -n "$admin_key" ]; then
-  run query-api-admin "$q" "$admin_key"
-fi
+# Both documents are checked: the Swagger 2 one swag generates (doc.json)
+# and its OpenAPI 3 conversion (openapi.json). The admin run goes last: it
+# edits, erases and revokes.
+run gateway-swagger2 "$gw" /docs/doc.json "$write_key"
+run gateway-openapi3 "$gw" /docs/openapi.json "$write_key"
+run query-api-read-openapi3 "$q" /docs/openapi.json "$read_key"
+run query-api-admin-swagger2 "$q" /docs/doc.json "$admin_key"
 
 elapsed=$(($(date +%s) - start))
 if ((${#failed[@]})); then
