@@ -7,7 +7,7 @@ MODULES  := pkg $(addprefix services/,$(SERVICES))
 SWAG     := go run github.com/swaggo/swag/cmd/swag@v1.16.6
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: run build test test-faults bench fuzz vet swagger swagger-check api-conformance kafka-start kafka-stop clean
+.PHONY: run build test test-faults bench fuzz vet swagger swagger-check api-conformance asyncapi-check kafka-start kafka-stop clean
 
 run: build ## the whole pipeline: embedded Kafka, private Postgres, four services
 	./bin/eye-dev
@@ -74,6 +74,11 @@ swagger-check: swagger ## fails when the committed swagger docs are stale
 # phase); the run is deterministic. See scripts/api-conformance.sh.
 api-conformance: ## schemathesis against both running services on a throwaway pipeline: answers must match the OpenAPI documents
 	scripts/api-conformance.sh
+
+# The AsyncAPI parser (npm), pinned by scripts/asyncapi/package-lock.json;
+# installed (without install scripts) only when the lock file changed.
+asyncapi-check: ## fails when docs/asyncapi.yaml (and the JSON Schemas it references) has an error
+	cd scripts/asyncapi && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --ignore-scripts --no-audit --no-fund; } && node check.js ../../docs/asyncapi.yaml
 
 kafka-start: ## a real single-node Apache Kafka (KRaft) on 127.0.0.1:9092
 	scripts/kafka.sh start

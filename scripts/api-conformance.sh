@@ -19,6 +19,8 @@
 #
 # Environment (all optional):
 #   CONFORMANCE_EXAMPLES  test cases per operation and phase   (default 100)
+#   CONFORMANCE_SEED      random generation from this seed instead of the
+#                         deterministic one (to explore beyond what CI runs)
 #   CONFORMANCE_PHASES    schemathesis phases       (default examples,coverage,fuzzing,stateful)
 #   CONFORMANCE_VENV      where the venv lives  (default ~/.cache/eye-conformance/<requirements hash>)
 #   CONFORMANCE_REPORT    directory for JUnit reports and the pipeline log (default: a temp dir, kept on failure)
@@ -27,6 +29,8 @@ cd "$(dirname "$0")/.."
 
 examples=${CONFORMANCE_EXAMPLES:-100}
 phases=${CONFORMANCE_PHASES:-examples,coverage,fuzzing,stateful}
+generation=(--generation-deterministic)
+[ -n "${CONFORMANCE_SEED:-}" ] && generation=(--seed "$CONFORMANCE_SEED")
 checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -124,12 +128,12 @@ log "stored: $events events, $errors error records"
 failed=()
 run() { # name base-url spec key
   local name=$1 base=$2 spec=$3 key=$4
-  log "schemathesis: $name ($base$spec, $examples examples per operation and phase, deterministic, phases $phases)"
+  log "schemathesis: $name ($base$spec, $examples examples per operation and phase, ${generation[*]}, phases $phases)"
   # From the work dir: schemathesis leaves a .schemathesis dir behind.
   if ! (cd "$work" && "$st" run "$base$spec" --url "$base" \
     -H "Authorization: Bearer $key" \
     --checks "$checks" --phases "$phases" \
-    --max-examples "$examples" --generation-deterministic \
+    --max-examples "$examples" "${generation[@]}" \
     --workers 1 --request-timeout 30 \
     --suppress-health-check all --no-color \
     --report junit --report-junit-path "$report/$name.xml"); then

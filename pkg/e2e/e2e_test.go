@@ -304,48 +304,95 @@ func TestPipeline(t *testing.T) {
 		}
 	})
 
-	t.Run("keyset pagination walks every event once, in order", func(t *testing.T) {
-		session := uuid.NewString()
-		var batch []any
+	t.Run("a DRF client follows next and previous URLs through a filtered list", func(t *testing.T) {
+		session, other := uuid.NewString(), uuid.NewString()
+		var batch, want []any
 		for i := range 25 {
-			batch = append(batch, seedEvent(session, fmt.Sprintf("2021-06-15 00:00:%02d", i)))
+			// fractions DRF renders with all six digits, or none
+			ts := fmt.Sprintf("2021-06-15 00:00:%02d.%d00000", i, i%3)
+			e := seedEvent(session, ts)
+			want = append(want, e)
+			noise := seedEvent(session, ts)
+			noise["category"] = "form interaction" // filtered out by category
+			batch = append(batch, e, noise, seedEvent(other, ts))
 		}
 		if res := do(t, "POST", p.gateway+"/events/", writeKey, batch); res.status != http.StatusAccepted {
 			t.Fatalf("POST: %d %s", res.status, res.body)
 		}
-		p.eventually(10*time.Second, "25 events stored", func() bool {
+		p.eventually(10*time.Second, "50 events stored", func() bool {
 			var s sessionRow
 			do(t, "GET", p.query+"/sessions/"+session, readKey, nil).json(t, &s)
-			return s.EventCount == 25
+			return s.EventCount == 50
 		})
-		var seen []time.Time
-		cursor, pages := "", 0
+		// What a DRF client reads: next and previous URLs, session as an
+		// object, timestamps as DRF renders them.
+		type drfEvent struct {
+			ID      string `json:"id"`
+			Session struct {
+				ID string `json:"id"`
+			} `json:"session"`
+			Category  string `json:"category"`
+			Timestamp string `json:"timestamp"`
+		}
+		type drfPage struct {
+			Next     *string    `json:"next"`
+			Previous *string    `json:"previous"`
+			Results  []drfEvent `json:"results"`
+		}
+		var pages [][]drfEvent
+		var pg drfPage
+		next := p.query + "/events/?category=page+interaction&session=" + session + "&ordering=timestamp&limit=10"
 		for {
-			u := p.query + "/events/?ordering=timestamp&limit=10&session=" + session
-			if cursor != "" {
-				u += "&cursor=" + url.QueryEscape(cursor)
+			pg = drfPage{}
+			if res := do(t, "GET", next, readKey, nil); res.status != http.StatusOK {
+				t.Fatalf("GET %s: %d %s", next, res.status, res.body)
+			} else {
+				res.json(t, &pg)
 			}
-			var pg page[storedEvent]
-			do(t, "GET", u, readKey, nil).json(t, &pg)
-			pages++
-			for _, e := range pg.Results {
-				seen = append(seen, e.Timestamp)
+			if (len(pages) == 0) != (pg.Previous == nil) || len(pages) > 5 {
+				t.Fatalf("page %d: previous %v", len(pages), pg.Previous)
 			}
+			pages = append(pages, pg.Results)
 			if pg.Next == nil {
 				break
 			}
-			cursor = *pg.Next
+			next = *pg.Next
 		}
-		if pages != 3 || len(seen) != 25 {
-			t.Fatalf("%d pages, %d events", pages, len(seen))
-		}
-		for i := 1; i < len(seen); i++ {
-			if !seen[i].After(seen[i-1]) {
-				t.Fatalf("out of order at %d: %v then %v", i, seen[i-1], seen[i])
+		seen := map[string]bool{}
+		i := 0
+		for _, page := range pages {
+			for _, e := range page {
+				w := fmt.Sprintf("2021-06-15T00:00:%02dZ", i)
+				if i%3 != 0 {
+					w = fmt.Sprintf("2021-06-15T00:00:%02d.%d00000Z", i, i%3)
+				}
+				if seen[e.ID] || e.Session.ID != session || e.Category != "page interaction" || e.Timestamp != w {
+					t.Fatalf("event %d: %+v, want timestamp %s of session %s, once", i, e, w, session)
+				}
+				seen[e.ID] = true
+				i++
 			}
 		}
+		if len(pages) != 3 || i != len(want) {
+			t.Fatalf("%d pages, %d events; want 3 pages, %d events", len(pages), i, len(want))
+		}
+		for back := len(pages) - 2; back >= 0; back-- {
+			prev := *pg.Previous
+			pg = drfPage{}
+			do(t, "GET", prev, readKey, nil).json(t, &pg)
+			if len(pg.Results) != len(pages[back]) || pg.Results[0].ID != pages[back][0].ID || pg.Next == nil {
+				t.Fatalf("back to page %d: %+v", back, pg)
+			}
+		}
+		if pg.Previous != nil {
+			t.Fatalf("the first page, reached back, has previous %s", *pg.Previous)
+		}
+		cursor := (func() string { u, _ := url.Parse(*pg.Next); return u.Query().Get("cursor") })()
 		if res := do(t, "GET", p.query+"/events/?ordering=-timestamp&cursor="+url.QueryEscape(cursor), readKey, nil); res.status != http.StatusBadRequest {
 			t.Fatalf("a cursor reused with another ordering: %d", res.status)
+		}
+		if res := do(t, "GET", p.query+"/events/?sesion="+session, readKey, nil); res.status != http.StatusBadRequest || !strings.Contains(string(res.body), "unknown_parameter") {
+			t.Fatalf("a misspelled filter: %d %s", res.status, res.body)
 		}
 		if res := do(t, "GET", p.query+"/events/?timestamp__gte=yesterday", readKey, nil); res.status != http.StatusBadRequest {
 			t.Fatalf("a bad timestamp filter: %d", res.status)
@@ -389,21 +436,16 @@ func TestWriterKilledMidStream(t *testing.T) {
 		return s.EventCount >= batches*perBatch
 	})
 	ids := map[string]bool{}
-	cursor := ""
-	for {
-		u := p.query + "/events/?limit=1000&session=" + session
-		if cursor != "" {
-			u += "&cursor=" + url.QueryEscape(cursor)
-		}
+	for u := p.query + "/events/?limit=1000&session=" + session; u != ""; {
 		var pg page[storedEvent]
 		do(t, "GET", u, readKey, nil).json(t, &pg)
 		for _, e := range pg.Results {
 			ids[e.ID] = true
 		}
-		if pg.Next == nil {
-			break
+		u = ""
+		if pg.Next != nil {
+			u = *pg.Next
 		}
-		cursor = *pg.Next
 	}
 	if len(ids) != batches*perBatch || s.EventCount != batches*perBatch {
 		t.Fatalf("stored %d distinct events, session counts %d; want %d", len(ids), s.EventCount, batches*perBatch)

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -23,7 +23,7 @@ type Retry struct {
 	Min, Max time.Duration // backoff bounds (100 ms and 5 s when zero)
 	Every    time.Duration // at most one log line per Every while failing (10 s when zero)
 
-	delay    time.Duration // the next backoff, before jitter
+	backoff  *backoff.ExponentialBackOff // made on the first Wait
 	failures int           // since the last success
 	since    time.Time     // first failure since the last success
 	logged   time.Time     // last log line
@@ -47,15 +47,21 @@ func (r *Retry) Failed(err error) {
 	}
 }
 
-// Wait sleeps for the next backoff: Min, doubling up to Max, each drawn at
-// random from its upper half so that processes failing together do not
-// retry in lockstep. It returns false, at once, when ctx ends first.
+// Wait sleeps for the next backoff (cenkalti/backoff's exponential one):
+// Min, doubling up to Max, each drawn at random within ±50% so that
+// processes failing together do not retry in lockstep. It returns false, at
+// once, when ctx ends first.
 func (r *Retry) Wait(ctx context.Context) bool {
-	lo, hi := cmp0(r.Min, 100*time.Millisecond), cmp0(r.Max, 5*time.Second)
-	r.delay = min(max(r.delay, lo), hi)
-	d := r.delay/2 + rand.N(r.delay/2+1)
-	r.delay *= 2
-	t := time.NewTimer(d)
+	if r.backoff == nil {
+		r.backoff = &backoff.ExponentialBackOff{
+			InitialInterval:     cmp0(r.Min, 100*time.Millisecond),
+			MaxInterval:         cmp0(r.Max, 5*time.Second),
+			Multiplier:          2,
+			RandomizationFactor: 0.5,
+		}
+		r.backoff.Reset()
+	}
+	t := time.NewTimer(r.backoff.NextBackOff())
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
@@ -67,7 +73,9 @@ func (r *Retry) Wait(ctx context.Context) bool {
 
 // Succeeded resets the backoff; after failures it logs the recovery (Info).
 func (r *Retry) Succeeded() {
-	r.delay = 0
+	if r.backoff != nil {
+		r.backoff.Reset()
+	}
 	if r.failures == 0 {
 		return
 	}

@@ -9,110 +9,84 @@
 package loadgen
 
 import (
-	"math"
-	"math/bits"
-	"sync/atomic"
+	"sync"
 	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
 
-// Histogram records durations in log-linear buckets: exact below 256 ns,
-// then 128 buckets per power of two, so a percentile is reported within
-// 1/128 (0.8%) of the recorded value. Record is lock-free and may be
-// called from any goroutine. The zero value is ready to use.
+// Histogram records durations (ns) in an HDR histogram with three
+// significant digits, so a percentile is reported within 0.1% of the
+// recorded value, from 1 ns to an hour (longer counts as an hour). Record
+// may be called from any goroutine; a mutex guards the histogram (at the
+// load generator's rates it costs tens of ns, no more than atomic buckets
+// did). The zero value is ready to use.
 type Histogram struct {
-	counts [histBuckets]atomic.Uint64
-	n      atomic.Uint64
-	sum    atomic.Uint64 // ns
-	max    atomic.Int64  // ns
+	mu  sync.Mutex
+	h   *hdr.Histogram // nil until the first use
+	max int64          // exact, where the histogram keeps 3 digits
 }
 
-const (
-	subBits     = 7
-	subBuckets  = 1 << subBits // 128
-	histBuckets = subBuckets * (64 - subBits + 1)
-)
+// histMax is the longest duration a histogram tells apart.
+const histMax = int64(time.Hour)
 
-// bucketOf is the index of the bucket holding v (ns, ≥ 0).
-func bucketOf(v uint64) int {
-	if v < 2*subBuckets {
-		return int(v)
+// hist returns the histogram, made on first use; h.mu is held.
+func (h *Histogram) hist() *hdr.Histogram {
+	if h.h == nil {
+		h.h = hdr.New(1, histMax, 3)
 	}
-	shift := bits.Len64(v) - subBits - 1 // v>>shift is in [128, 255]
-	return subBuckets*(shift+1) + int(v>>shift) - subBuckets
-}
-
-// bucketHigh is the largest value bucket i holds.
-func bucketHigh(i int) uint64 {
-	if i < 2*subBuckets {
-		return uint64(i)
-	}
-	shift := i/subBuckets - 1
-	m := uint64(i%subBuckets + subBuckets)
-	return (m+1)<<shift - 1
+	return h.h
 }
 
 // Record adds one duration (negative counts as 0).
 func (h *Histogram) Record(d time.Duration) {
-	v := max(int64(d), 0)
-	h.counts[bucketOf(uint64(v))].Add(1)
-	h.n.Add(1)
-	h.sum.Add(uint64(v))
-	for {
-		m := h.max.Load()
-		if v <= m || h.max.CompareAndSwap(m, v) {
-			break
-		}
-	}
+	v := min(max(int64(d), 0), histMax)
+	h.mu.Lock()
+	_ = h.hist().RecordValue(v) // in range by construction
+	h.max = max(h.max, v)
+	h.mu.Unlock()
 }
 
 // Count is the number of recorded durations.
-func (h *Histogram) Count() int64 { return int64(h.n.Load()) }
+func (h *Histogram) Count() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.hist().TotalCount()
+}
 
 // Max is the longest recorded duration.
-func (h *Histogram) Max() time.Duration { return time.Duration(h.max.Load()) }
+func (h *Histogram) Max() time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return time.Duration(h.max)
+}
 
 // Mean is the average recorded duration.
 func (h *Histogram) Mean() time.Duration {
-	n := h.n.Load()
-	if n == 0 {
-		return 0
-	}
-	return time.Duration(h.sum.Load() / n)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return time.Duration(h.hist().Mean())
 }
 
 // Quantile returns the duration below or at which a fraction q (0…1) of
-// the recorded durations lie: the upper bound of the bucket holding the
-// ⌈q·n⌉-th smallest one (never above Max), or 0 when nothing was
+// the recorded durations lie (never above Max), or 0 when nothing was
 // recorded.
 func (h *Histogram) Quantile(q float64) time.Duration {
-	n := h.n.Load()
-	if n == 0 {
-		return 0
-	}
-	rank := uint64(math.Ceil(q * float64(n)))
-	rank = min(max(rank, 1), n)
-	var seen uint64
-	for i := range h.counts {
-		seen += h.counts[i].Load()
-		if seen >= rank {
-			return min(time.Duration(bucketHigh(i)), h.Max())
-		}
-	}
-	return h.Max()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return time.Duration(min(h.hist().ValueAtQuantile(100*q), h.max))
 }
 
 // Merge adds the durations recorded in o to h.
 func (h *Histogram) Merge(o *Histogram) {
-	for i := range o.counts {
-		if c := o.counts[i].Load(); c > 0 {
-			h.counts[i].Add(c)
-		}
-	}
-	h.n.Add(o.n.Load())
-	h.sum.Add(o.sum.Load())
-	if m := o.max.Load(); m > h.max.Load() {
-		h.max.Store(m)
-	}
+	o.mu.Lock()
+	snap, omax := o.hist().Export(), o.max
+	o.mu.Unlock()
+	other := hdr.Import(snap)
+	h.mu.Lock()
+	h.hist().Merge(other)
+	h.max = max(h.max, omax)
+	h.mu.Unlock()
 }
 
 // Summary is a histogram's headline figures.

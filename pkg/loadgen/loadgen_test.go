@@ -15,7 +15,7 @@ import (
 	"github.com/google/uuid"
 )
 
-func TestHistogramPercentilesAreWithinOnePercent(t *testing.T) {
+func TestHistogramPercentilesAreWithinATenthOfAPercent(t *testing.T) {
 	var h Histogram
 	rng := rand.New(rand.NewPCG(1, 2))
 	var all []time.Duration
@@ -32,7 +32,7 @@ func TestHistogramPercentilesAreWithinOnePercent(t *testing.T) {
 	for _, q := range []float64{0.5, 0.9, 0.99, 0.999} {
 		want := all[int(q*float64(len(all)))-1]
 		got := h.Quantile(q)
-		if diff := float64(got-want) / float64(want); diff < -0.01 || diff > 0.01 {
+		if diff := float64(got-want) / float64(want); diff < -0.001 || diff > 0.001 {
 			t.Errorf("p%g: got %s, want %s (%.2f%% off)", q*100, got, want, 100*diff)
 		}
 	}
@@ -44,16 +44,7 @@ func TestHistogramPercentilesAreWithinOnePercent(t *testing.T) {
 	}
 }
 
-func TestHistogramSmallValuesAndBuckets(t *testing.T) {
-	for v := uint64(0); v < 1<<20; v += 7 {
-		i := bucketOf(v)
-		if hi := bucketHigh(i); v > hi || (i > 0 && v <= bucketHigh(i-1)) {
-			t.Fatalf("%d in bucket %d whose range ends at %d (previous ends at %d)", v, i, hi, bucketHigh(i-1))
-		}
-	}
-	if bucketOf(1<<63-1) >= histBuckets {
-		t.Fatalf("largest value out of range")
-	}
+func TestHistogramSmallValuesAndMerge(t *testing.T) {
 	var h Histogram
 	for _, d := range []time.Duration{3, 1, 2} {
 		h.Record(d)

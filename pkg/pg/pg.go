@@ -1,5 +1,6 @@
 // Package pg opens The Eye's Postgres database and migrates its schema from
-// the versioned SQL files embedded in every binary.
+// the versioned SQL files embedded in every binary (goose format:
+// migrations/NNNN_name.sql, each starting with -- +goose Up).
 package pg
 
 import (
@@ -8,13 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/database"
+	"github.com/pressly/goose/v3/lock"
 )
 
 //go:embed migrations/*.sql
@@ -61,69 +62,78 @@ func OpenMigrated(ctx context.Context, dsn string) (*sqlx.DB, error) {
 // several services start at once.
 const migrationLock = 0x6579655f6d6967 // "eye_mig"
 
-// Migrate applies the embedded migrations not applied yet, in version order,
-// each in its own transaction. It is safe to call from every service.
-func Migrate(ctx context.Context, db *sqlx.DB) error {
-	conn, err := db.Connx(ctx)
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
-		return fmt.Errorf("migrate: lock: %w", err)
-	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock) //nolint:errcheck // released with the session anyway
+// versionTable is goose's record of the applied migrations.
+const versionTable = "goose_db_version"
 
-	const create = `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    integer PRIMARY KEY,
-		name       text NOT NULL,
-		applied_at timestamptz NOT NULL DEFAULT now())`
-	if _, err := conn.ExecContext(ctx, create); err != nil {
+// Migrate applies the embedded migrations not applied yet, in version order,
+// each in its own transaction (pressly/goose, under a Postgres advisory
+// lock). It is safe to call from every service at once.
+func Migrate(ctx context.Context, db *sqlx.DB) error {
+	if err := adoptLegacyVersions(ctx, db); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	var applied []int
-	if err := sqlx.SelectContext(ctx, conn, &applied, `SELECT version FROM schema_migrations`); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	done := make(map[int]bool, len(applied))
-	for _, v := range applied {
-		done[v] = true
-	}
-	files, err := fs.Glob(migrations, "migrations/*.sql")
+	files, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	sort.Strings(files)
-	for _, f := range files {
-		name := strings.TrimPrefix(f, "migrations/")
-		version, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("migrate: bad file name %s", name)
-		}
-		if done[version] {
-			continue
-		}
-		body, err := migrations.ReadFile(f)
-		if err != nil {
-			return fmt.Errorf("migrate: %w", err)
-		}
-		tx, err := conn.BeginTxx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("migrate: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migrate %s: %w", name, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, version, name); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migrate %s: %w", name, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("migrate %s: %w", name, err)
-		}
+	// Poll for the lock every second for up to 5 minutes: a long migration
+	// in another service holds it while this one waits.
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(migrationLock), lock.WithLockTimeout(1, 300))
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db.DB, files,
+		goose.WithSessionLocker(locker), goose.WithTableName(versionTable), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
+}
+
+// adoptLegacyVersions moves the record of applied migrations kept by The
+// Eye's own migrator before goose (table schema_migrations) into goose's
+// table, once, so a database migrated by an older release is not migrated
+// again.
+func adoptLegacyVersions(ctx context.Context, db *sqlx.DB) error {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+		return err
+	}
+	var legacy, adopted bool
+	const exists = `SELECT to_regclass('schema_migrations') IS NOT NULL, to_regclass($1) IS NOT NULL`
+	if err := tx.QueryRowContext(ctx, exists, versionTable).Scan(&legacy, &adopted); err != nil {
+		return err
+	}
+	if !legacy || adopted {
+		return nil
+	}
+	var versions []int64
+	if err := tx.SelectContext(ctx, &versions, `SELECT version FROM schema_migrations ORDER BY version`); err != nil {
+		return err
+	}
+	store, err := database.NewStore(database.DialectPostgres, versionTable)
+	if err != nil {
+		return err
+	}
+	if err := store.CreateVersionTable(ctx, tx); err != nil {
+		return err
+	}
+	for _, v := range append([]int64{0}, versions...) {
+		if err := store.Insert(ctx, tx, database.InsertRequest{Version: v}); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `DROP TABLE schema_migrations`); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // IsDataError reports whether err is Postgres refusing a value (SQLSTATE

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -110,8 +111,36 @@ type key struct {
 	Previous      *key       `json:"previous,omitempty"`
 }
 
-// list is a page of a list answer.
+// list is a page of a list answer (Django REST framework's cursor
+// pagination: next is the URL of the next page, null after the last).
 type list[T any] struct {
 	Results []T     `json:"results"`
 	Next    *string `json:"next"`
+}
+
+// all reads every page of the list at path, following each page's next
+// URL. Its path and query are taken relative to the client's base URL: a
+// proxy in front may serve the API under another host or path prefix.
+func (c *client) all(ctx context.Context, path string) ([]json.RawMessage, error) {
+	all := []json.RawMessage{}
+	for {
+		raw, err := c.call(ctx, "GET", path, nil)
+		if err != nil {
+			return nil, err
+		}
+		var page list[json.RawMessage]
+		if err := json.Unmarshal(raw, &page); err != nil {
+			return nil, fmt.Errorf("GET %s: %w", path, err)
+		}
+		all = append(all, page.Results...)
+		if page.Next == nil {
+			break
+		}
+		u, err := url.Parse(*page.Next)
+		if err != nil {
+			return nil, fmt.Errorf("GET %s: next page: %w", path, err)
+		}
+		path = u.RequestURI()
+	}
+	return all, nil
 }

@@ -203,25 +203,9 @@ func (x *cli) appsList(ctx context.Context, args []string) error {
 	if _, err := x.parse(flag.NewFlagSet("apps list", flag.ContinueOnError), args, 0, ""); err != nil {
 		return err
 	}
-	var all []json.RawMessage
-	path := "/admin/applications?limit=1000"
-	for {
-		raw, err := x.c.call(ctx, "GET", path, nil)
-		if err != nil {
-			return err
-		}
-		var page list[json.RawMessage]
-		if err := json.Unmarshal(raw, &page); err != nil {
-			return fmt.Errorf("apps list: %w", err)
-		}
-		all = append(all, page.Results...)
-		if page.Next == nil {
-			break
-		}
-		path = "/admin/applications?limit=1000&cursor=" + url.QueryEscape(*page.Next)
-	}
-	if all == nil {
-		all = []json.RawMessage{}
+	all, err := x.c.all(ctx, "/admin/applications?limit=1000")
+	if err != nil {
+		return err
 	}
 	raw, err := json.Marshal(all)
 	if err != nil {

@@ -54,8 +54,8 @@ const appJSON = `{"id": "0192f0c0-0000-7000-8000-000000000001", "name": "shop", 
 func TestAppsCreateAndList(t *testing.T) {
 	f, base := newFake(t, map[string]string{
 		"POST /admin/applications":                                              appJSON,
-		"GET /admin/applications?limit=1000":                                    `{"results": [` + appJSON + `], "next": "c1"}`,
-		"GET /admin/applications?limit=1000&cursor=c1":                          `{"results": [{"id": "0192f0c0-0000-7000-8000-000000000002", "name": "blog", "settings": {}, "created_at": "2026-01-02T03:04:05Z", "disabled_at": "2026-01-03T00:00:00Z"}], "next": null}`,
+		"GET /admin/applications?limit=1000":                                    `{"results": [` + appJSON + `], "next": "http://query.example/admin/applications/?cursor=c1&limit=1000", "previous": null}`,
+		"GET /admin/applications/?cursor=c1&limit=1000":                         `{"results": [{"id": "0192f0c0-0000-7000-8000-000000000002", "name": "blog", "settings": {}, "created_at": "2026-01-02T03:04:05Z", "disabled_at": "2026-01-03T00:00:00Z"}], "next": null}`,
 		"POST /admin/applications/0192f0c0-0000-7000-8000-000000000001/disable": appJSON,
 		"PATCH /admin/applications/0192f0c0-0000-7000-8000-000000000001":        appJSON,
 	})

@@ -71,21 +71,9 @@ func (x *cli) schemasList(ctx context.Context, args []string) error {
 	if *name != "" {
 		q.Set("name", *name)
 	}
-	all := []json.RawMessage{}
-	for {
-		raw, err := x.c.call(ctx, "GET", "/admin/schemas?"+q.Encode(), nil)
-		if err != nil {
-			return err
-		}
-		var page list[json.RawMessage]
-		if err := json.Unmarshal(raw, &page); err != nil {
-			return fmt.Errorf("schemas list: %w", err)
-		}
-		all = append(all, page.Results...)
-		if page.Next == nil {
-			break
-		}
-		q.Set("cursor", *page.Next)
+	all, err := x.c.all(ctx, "/admin/schemas?"+q.Encode())
+	if err != nil {
+		return err
 	}
 	raw, err := json.Marshal(all)
 	if err != nil {

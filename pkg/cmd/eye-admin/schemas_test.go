@@ -12,7 +12,7 @@ const schemaJSON = `{"category": "page interaction", "name": "pageview", "versio
 func TestSchemasCommands(t *testing.T) {
 	f, base := newFake(t, map[string]string{
 		"POST /admin/schemas": schemaJSON,
-		"GET /admin/schemas?category=page+interaction&limit=1000":           `{"results": [` + schemaJSON + `], "next": "c1"}`,
+		"GET /admin/schemas?category=page+interaction&limit=1000":           `{"results": [` + schemaJSON + `], "next": "https://query.example/admin/schemas?category=page+interaction&cursor=c1&limit=1000"}`,
 		"GET /admin/schemas?category=page+interaction&cursor=c1&limit=1000": `{"results": [], "next": null}`,
 		"GET /admin/schemas/page%20interaction/pageview/2":                  schemaJSON,
 		"POST /admin/applications":                                          appJSON,

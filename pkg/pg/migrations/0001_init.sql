@@ -1,3 +1,4 @@
+-- +goose Up
 -- Applications and their API keys. Keys are stored only as SHA-256 hashes.
 CREATE TABLE applications (
     id          uuid PRIMARY KEY,

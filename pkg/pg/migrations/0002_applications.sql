@@ -1,3 +1,4 @@
+-- +goose Up
 -- Applications get their ingestion settings; API keys get a public id, a
 -- displayable prefix and an expiry (the overlap window of a rotation).
 

@@ -1,3 +1,4 @@
+-- +goose Up
 -- Per-type JSON Schemas (issue 4, docs/schemas.md): the versions of the
 -- schema of each event type (category, name). A version is immutable once
 -- added; query-api assigns max + 1 under a transaction-scoped advisory lock

@@ -1,3 +1,4 @@
+-- +goose Up
 -- Storage and query at scale (issue 5): tenant-first event indexes, the
 -- audit of event changes, the record of session erasures.
 --

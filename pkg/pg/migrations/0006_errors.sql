@@ -1,3 +1,4 @@
+-- +goose Up
 -- Error records teams can filter, group and replay (issue 4, docs/errors.md).
 --
 -- errors gains what teams filter and group by, and replay lineage:
@@ -29,6 +30,7 @@ ALTER TABLE events ADD COLUMN replayed_from uuid;
 
 -- Backfill category and name of the records stored before: payloads that are
 -- not UTF-8 JSON objects (or that jsonb refuses) keep NULL.
+-- +goose StatementBegin
 CREATE FUNCTION pg_temp.eye_payload_text(payload bytea, field text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
@@ -42,6 +44,7 @@ BEGIN
 EXCEPTION WHEN others THEN
     RETURN NULL;
 END $$;
+-- +goose StatementEnd
 
 UPDATE errors SET
     category = pg_temp.eye_payload_text(payload, 'category'),

@@ -18,6 +18,7 @@ import (
 
 	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/pkg/pg"
+	"github.com/the-eye/eye/services/query-api/internal/paging"
 	"github.com/the-eye/eye/services/query-api/internal/query"
 )
 
@@ -255,7 +256,7 @@ func (b *bench) scenarios(ctx context.Context) ([]scenario, error) {
 	if err != nil {
 		return nil, err
 	}
-	events := func(sc query.Scope, f func(i int) (query.EventFilter, query.Page)) func(context.Context, *query.Store, int) (int, error) {
+	events := func(sc query.Scope, f func(i int) (query.EventFilter, paging.Request)) func(context.Context, *query.Store, int) (int, error) {
 		return func(ctx context.Context, s *query.Store, i int) (int, error) {
 			f, p := f(i)
 			list, _, err := b.pick(s).Events(ctx, sc, f, p)
@@ -268,9 +269,9 @@ func (b *bench) scenarios(ctx context.Context) ([]scenario, error) {
 			return len(list), err
 		}
 	}
-	categoryDay := func(i int) (query.EventFilter, query.Page) {
+	categoryDay := func(i int) (query.EventFilter, paging.Request) {
 		from, to := days[i%len(days)], days[i%len(days)].Add(24*time.Hour-micro)
-		return query.EventFilter{Category: cats[i/len(days)%len(cats)], From: &from, To: &to}, query.Page{Limit: 100}
+		return query.EventFilter{Category: cats[i/len(days)%len(cats)], From: &from, To: &to}, paging.Request{Limit: 100}
 	}
 	statsHour := func(i int) query.StatsFilter {
 		h := hours[i%len(hours)]
@@ -283,17 +284,17 @@ func (b *bench) scenarios(ctx context.Context) ([]scenario, error) {
 	return []scenario{
 		{"timeline: one session (largest application's key)", 10 * time.Millisecond, len(sessions),
 			func(ctx context.Context, s *query.Store, i int) (int, error) {
-				list, _, err := b.pick(s).Timeline(ctx, tenant, sessions[i%len(sessions)], query.Page{Limit: 100})
+				list, _, err := b.pick(s).Timeline(ctx, tenant, sessions[i%len(sessions)], paging.Request{Limit: 100})
 				return len(list), err
 			}},
 		{"category over a day, 100-row page (largest application)", 10 * time.Millisecond, len(days) * len(cats), events(tenant, categoryDay)},
 		{"category over a day, 100-row page (smallest application)", 10 * time.Millisecond, len(days) * len(cats), events(query.Scope{AppID: small}, categoryDay)},
 		{"category over a day, 100-row page (admin, all applications)", 10 * time.Millisecond, len(days) * len(cats), events(admin, categoryDay)},
-		{fmt.Sprintf("deep page: cursor %d pages in (largest application)", b.deep), 10 * time.Millisecond, 1, events(tenant, func(int) (query.EventFilter, query.Page) {
-			return query.EventFilter{}, query.Page{Limit: 100, Cursor: deepTenant}
+		{fmt.Sprintf("deep page: cursor %d pages in (largest application)", b.deep), 10 * time.Millisecond, 1, events(tenant, func(int) (query.EventFilter, paging.Request) {
+			return query.EventFilter{}, paging.Request{Limit: 100, Cursor: deepTenant}
 		})},
-		{fmt.Sprintf("deep page: cursor %d pages in (admin, all applications)", b.deep), 10 * time.Millisecond, 1, events(admin, func(int) (query.EventFilter, query.Page) {
-			return query.EventFilter{}, query.Page{Limit: 100, Cursor: deepAdmin}
+		{fmt.Sprintf("deep page: cursor %d pages in (admin, all applications)", b.deep), 10 * time.Millisecond, 1, events(admin, func(int) (query.EventFilter, paging.Request) {
+			return query.EventFilter{}, paging.Request{Limit: 100, Cursor: deepAdmin}
 		})},
 		{"an hour of stats, minute buckets by category and name (largest application)", 50 * time.Millisecond, len(hours), stats(tenant, statsHour)},
 		{"an hour of stats, minute buckets by category and name (admin, all applications)", 50 * time.Millisecond, len(hours), stats(admin, statsHour)},
@@ -315,14 +316,14 @@ func (b *bench) pick(s *query.Store) *query.Store {
 func (b *bench) deepCursor(ctx context.Context, sc query.Scope) (string, error) {
 	cursor := ""
 	for page := range b.deep {
-		_, next, err := b.store.Events(ctx, sc, query.EventFilter{}, query.Page{Limit: 100, Cursor: cursor})
+		_, links, err := b.store.Events(ctx, sc, query.EventFilter{}, paging.Request{Limit: 100, Cursor: cursor})
 		if err != nil {
 			return "", fmt.Errorf("deep cursor: %w", err)
 		}
-		if next == "" {
+		if links.Next == nil {
 			return "", fmt.Errorf("deep cursor: only %d pages", page+1)
 		}
-		cursor = next
+		cursor = *links.Next
 	}
 	return cursor, nil
 }

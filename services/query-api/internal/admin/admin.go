@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/the-eye/eye/pkg/auth"
+	"github.com/the-eye/eye/services/query-api/internal/apitime"
 )
 
 // Settings are an application's ingestion settings (see auth.AppSettings).
@@ -34,11 +35,11 @@ type Settings struct {
 
 // Application is a tenant: everything it ingests and reads is its own.
 type Application struct {
-	ID         uuid.UUID  `json:"id"`
-	Name       string     `json:"name" example:"web shop"`
-	Settings   Settings   `json:"settings"`
-	CreatedAt  time.Time  `json:"created_at"`
-	DisabledAt *time.Time `json:"disabled_at" extensions:"x-nullable"`
+	ID         uuid.UUID     `json:"id"`
+	Name       string        `json:"name" example:"web shop"`
+	Settings   Settings      `json:"settings"`
+	CreatedAt  apitime.Time  `json:"created_at"`
+	DisabledAt *apitime.Time `json:"disabled_at" extensions:"x-nullable"`
 }
 
 // NewApplication is what creating an application takes.
@@ -59,14 +60,14 @@ type ApplicationChange struct {
 
 // Key is an API key as listed: everything but the key material.
 type Key struct {
-	ID            uuid.UUID    `json:"id"`
-	ApplicationID uuid.UUID    `json:"application_id"`
-	Prefix        string       `json:"prefix" example:"eye_w_AbCd"`
-	Label         string       `json:"label" example:"checkout page"`
-	Scopes        []auth.Scope `json:"scopes" swaggertype:"array,string" example:"write"`
-	CreatedAt     time.Time    `json:"created_at"`
-	ExpiresAt     *time.Time   `json:"expires_at" extensions:"x-nullable"`
-	RevokedAt     *time.Time   `json:"revoked_at" extensions:"x-nullable"`
+	ID            uuid.UUID     `json:"id"`
+	ApplicationID uuid.UUID     `json:"application_id"`
+	Prefix        string        `json:"prefix" example:"eye_w_AbCd"`
+	Label         string        `json:"label" example:"checkout page"`
+	Scopes        []auth.Scope  `json:"scopes" swaggertype:"array,string" example:"write"`
+	CreatedAt     apitime.Time  `json:"created_at"`
+	ExpiresAt     *apitime.Time `json:"expires_at" extensions:"x-nullable"`
+	RevokedAt     *apitime.Time `json:"revoked_at" extensions:"x-nullable"`
 }
 
 // CreatedKey is a key just created or rotated: the only time its material
@@ -88,7 +89,6 @@ var (
 	ErrKeyRevoked     = errors.New("the key is revoked")
 	ErrKeyExpired     = errors.New("the key has expired")
 	ErrOwnApplication = errors.New("the key making this request belongs to this application")
-	ErrBadCursor      = errors.New("invalid cursor")
 )
 
 // InvalidError is input that breaks a rule; Code is a stable identifier
@@ -232,15 +232,3 @@ func ParseOverlap(s string, def time.Duration) (time.Duration, error) {
 	}
 	return d, nil
 }
-
-// Page asks for one page of a list.
-type Page struct {
-	Limit  int
-	Cursor string // from a previous page's next; "" for the first page
-}
-
-// Pagination limits.
-const (
-	DefaultLimit = 100
-	MaxLimit     = 1000
-)

@@ -14,6 +14,7 @@ import (
 	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/testkit"
+	"github.com/the-eye/eye/services/query-api/internal/paging"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }
@@ -160,7 +161,7 @@ func TestApplications(t *testing.T) {
 		t.Fatalf("disable: %+v %v", got, err)
 	}
 	again, _ := s.Disable(ctx, app.ID, caller)
-	if again.DisabledAt == nil || !again.DisabledAt.Equal(*got.DisabledAt) {
+	if again.DisabledAt == nil || *again.DisabledAt != *got.DisabledAt {
 		t.Fatalf("disabling twice moved disabled_at: %v then %v", got.DisabledAt, again.DisabledAt)
 	}
 	if _, err := s.Disable(ctx, app.ID, app.ID); !errors.Is(err, ErrOwnApplication) {
@@ -182,22 +183,22 @@ func TestApplications(t *testing.T) {
 	var seen []uuid.UUID
 	cursor := ""
 	for pages := 0; ; pages++ {
-		apps, next, err := s.Applications(ctx, Page{Limit: 2, Cursor: cursor})
+		apps, links, err := s.Applications(ctx, paging.Request{Limit: 2, Cursor: cursor})
 		if err != nil || pages > 5 {
 			t.Fatalf("page %d: %v", pages, err)
 		}
 		for _, a := range apps {
 			seen = append(seen, a.ID)
 		}
-		if next == "" {
+		if links.Next == nil {
 			break
 		}
-		cursor = next
+		cursor = *links.Next
 	}
 	if len(seen) != 5 || seen[0] != app.ID {
 		t.Fatalf("listed %v", seen)
 	}
-	if _, _, err := s.Applications(ctx, Page{Cursor: "nope"}); !errors.Is(err, ErrBadCursor) {
+	if _, _, err := s.Applications(ctx, paging.Request{Cursor: "nope"}); !errors.Is(err, paging.ErrInvalidCursor) {
 		t.Fatalf("bad cursor: %v", err)
 	}
 }
@@ -248,7 +249,7 @@ func TestKeysLifecycle(t *testing.T) {
 	}
 	if rot.ID == w.ID || rot.ApplicationID != app.ID || rot.Label != "site" || !slices.Equal(rot.Scopes, w.Scopes) ||
 		!strings.HasPrefix(rot.Secret, "eye_w_") || rot.Previous.ID != w.ID || rot.Previous.ExpiresAt == nil ||
-		time.Until(*rot.Previous.ExpiresAt) < 59*time.Minute || time.Until(*rot.Previous.ExpiresAt) > 61*time.Minute {
+		time.Until(rot.Previous.ExpiresAt.Time) < 59*time.Minute || time.Until(rot.Previous.ExpiresAt.Time) > 61*time.Minute {
 		t.Fatalf("rotated %+v", rot)
 	}
 	for _, k := range []string{w.Secret, rot.Secret} {
@@ -258,12 +259,12 @@ func TestKeysLifecycle(t *testing.T) {
 	}
 	// Rotating again never extends the old key's life.
 	rot2, err := s.RotateKey(ctx, w.ID, "24h")
-	if err != nil || !rot2.Previous.ExpiresAt.Equal(*rot.Previous.ExpiresAt) {
+	if err != nil || !rot2.Previous.ExpiresAt.Equal(rot.Previous.ExpiresAt.Time) {
 		t.Fatalf("second rotation: %+v %v", rot2.Previous, err)
 	}
 	// The default overlap, then zero: the old key ends now.
 	rot3, err := s.RotateKey(ctx, rot.ID, "")
-	if err != nil || time.Until(*rot3.Previous.ExpiresAt) < 59*time.Minute {
+	if err != nil || time.Until(rot3.Previous.ExpiresAt.Time) < 59*time.Minute {
 		t.Fatalf("default overlap: %+v %v", rot3.Previous, err)
 	}
 	if _, err := s.RotateKey(ctx, w.ID, "0s"); err != nil {
@@ -291,7 +292,7 @@ func TestKeysLifecycle(t *testing.T) {
 		t.Fatalf("revoked key: %v", err)
 	}
 	again, err := s.RevokeKey(ctx, r.ID)
-	if err != nil || !again.RevokedAt.Equal(*rev.RevokedAt) {
+	if err != nil || !again.RevokedAt.Equal(rev.RevokedAt.Time) {
 		t.Fatalf("revoke twice: %+v %v", again, err)
 	}
 	if _, err := s.RotateKey(ctx, r.ID, ""); !errors.Is(err, ErrKeyRevoked) {

@@ -3,8 +3,6 @@ package admin
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -14,6 +12,8 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/the-eye/eye/pkg/auth"
+	"github.com/the-eye/eye/services/query-api/internal/apitime"
+	"github.com/the-eye/eye/services/query-api/internal/paging"
 )
 
 // Config configures a Store.
@@ -69,8 +69,8 @@ func (r appRow) toApplication() Application {
 		Name: r.Name,
 		Settings: Settings{AllowedOrigins: origins, RateLimit: r.RateLimit,
 			RateBurst: r.RateBurst, StrictSessions: r.StrictSessions, StrictTypes: r.StrictTypes},
-		CreatedAt:  r.CreatedAt.UTC(),
-		DisabledAt: timePtr(r.DisabledAt),
+		CreatedAt:  apitime.New(r.CreatedAt),
+		DisabledAt: apitime.Null(r.DisabledAt),
 	}
 }
 
@@ -89,7 +89,7 @@ type keyRow struct {
 
 func (r keyRow) toKey() Key {
 	k := Key{ID: r.ID, ApplicationID: r.AppID, Prefix: r.Prefix, Label: r.Label, Scopes: []auth.Scope{},
-		CreatedAt: r.CreatedAt.UTC(), ExpiresAt: timePtr(r.ExpiresAt), RevokedAt: timePtr(r.RevokedAt)}
+		CreatedAt: apitime.New(r.CreatedAt), ExpiresAt: apitime.Null(r.ExpiresAt), RevokedAt: apitime.Null(r.RevokedAt)}
 	for _, s := range r.Scopes {
 		k.Scopes = append(k.Scopes, auth.Scope(s))
 	}
@@ -136,47 +136,42 @@ func (s *Store) Application(ctx context.Context, id uuid.UUID) (Application, err
 	return r.toApplication(), nil
 }
 
-// appCursor is the position after the last application of a page.
-type appCursor struct {
+// appPos is an application's position in their list: oldest first.
+type appPos struct {
 	T  time.Time `json:"t"`
 	ID uuid.UUID `json:"id"`
 }
 
-// Applications lists applications, oldest first, a page at a time; next is
-// "" after the last page.
-func (s *Store) Applications(ctx context.Context, p Page) (apps []Application, next string, err error) {
-	limit := p.Limit
-	if limit <= 0 {
-		limit = DefaultLimit
+// Applications lists applications, oldest first, a page at a time.
+func (s *Store) Applications(ctx context.Context, p paging.Request) ([]Application, paging.Links, error) {
+	const list = "applications"
+	cur, err := paging.Decode[appPos](list, p.Cursor)
+	if err != nil {
+		return nil, paging.Links{}, err
 	}
-	limit = min(limit, MaxLimit)
-	var after appCursor // the first page starts after year 1, before any created_at
-	if p.Cursor != "" {
-		b, err := base64.RawURLEncoding.DecodeString(p.Cursor)
-		if err != nil || json.Unmarshal(b, &after) != nil || after.ID == uuid.Nil {
-			return nil, "", ErrBadCursor
+	// The first page starts after year 1, before any created_at; a page
+	// before a position reads backwards from it.
+	q := `SELECT ` + appCols + ` FROM applications WHERE (created_at, id) > ($1, $2) ORDER BY created_at, id LIMIT $3`
+	var after appPos
+	if cur != nil {
+		after = cur.Pos
+		if cur.Reverse {
+			q = `SELECT ` + appCols + ` FROM applications WHERE (created_at, id) < ($1, $2) ORDER BY created_at DESC, id DESC LIMIT $3`
 		}
 	}
-	const q = `
-		SELECT ` + appCols + ` FROM applications
-		WHERE (created_at, id) > ($1, $2)
-		ORDER BY created_at, id LIMIT $3`
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
+	limit := p.Size()
 	var rows []appRow
 	if err := s.db.SelectContext(ctx, &rows, q, after.T, after.ID, limit+1); err != nil {
-		return nil, "", fmt.Errorf("list applications: %w", err)
+		return nil, paging.Links{}, fmt.Errorf("list applications: %w", err)
 	}
-	apps = make([]Application, 0, min(len(rows), limit))
-	for _, r := range rows[:min(len(rows), limit)] {
-		apps = append(apps, r.toApplication())
+	rows, links := paging.Cut(list, rows, limit, cur, func(r appRow) appPos { return appPos{r.CreatedAt, r.ID} })
+	apps := make([]Application, len(rows))
+	for i, r := range rows {
+		apps[i] = r.toApplication()
 	}
-	if len(rows) > limit {
-		last := rows[limit-1]
-		b, _ := json.Marshal(appCursor{T: last.CreatedAt, ID: last.ID}) // plain fields: cannot fail
-		next = base64.RawURLEncoding.EncodeToString(b)
-	}
-	return apps, next, nil
+	return apps, links, nil
 }
 
 // UpdateApplication applies change to an application; the result must pass
@@ -422,12 +417,4 @@ func notFound(op string, err error) error {
 		return ErrNotFound
 	}
 	return fmt.Errorf("%s: %w", op, err)
-}
-
-func timePtr(t sql.NullTime) *time.Time {
-	if !t.Valid {
-		return nil
-	}
-	u := t.Time.UTC()
-	return &u
 }

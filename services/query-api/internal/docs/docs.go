@@ -22,7 +22,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Oldest first, disabled ones included. Keyset pagination: pass the previous page's \"next\" as cursor.",
+                "description": "Oldest first, disabled ones included. Pages as Django REST framework's CursorPagination: GET \"next\" or \"previous\" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.",
                 "produces": [
                     "application/json"
                 ],
@@ -32,14 +32,17 @@ const docTemplate = `{
                 "summary": "List applications",
                 "parameters": [
                     {
+                        "maximum": 1000,
+                        "minimum": 1,
                         "type": "integer",
+                        "default": 100,
                         "description": "page size, 1..1000 (default 100)",
                         "name": "limit",
                         "in": "query"
                     },
                     {
                         "type": "string",
-                        "description": "the previous page's next",
+                        "description": "a page's cursor, as in its next and previous URLs",
                         "name": "cursor",
                         "in": "query"
                     }
@@ -52,7 +55,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "Bad Request",
+                        "description": "invalid_parameter, invalid_cursor, unknown_parameter",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -411,7 +414,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Oldest first, revoked and expired ones included, never the key material: identify a key by its prefix.",
+                "description": "Oldest first, revoked and expired ones included, never the key material: identify a key by its prefix. One page: next and previous are null. It takes no query parameters (400 unknown_parameter).",
                 "produces": [
                     "application/json"
                 ],
@@ -433,6 +436,12 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/internal_httpapi.KeyList"
+                        }
+                    },
+                    "400": {
+                        "description": "unknown_parameter",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
                     "401": {
@@ -694,7 +703,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "By category, name, then version, with their JSON Schemas. Keyset pagination: pass the previous page's \"next\" as cursor.",
+                "description": "By category, name, then version, with their JSON Schemas. Pages as Django REST framework's CursorPagination: GET \"next\" or \"previous\" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.",
                 "produces": [
                     "application/json"
                 ],
@@ -716,14 +725,17 @@ const docTemplate = `{
                         "in": "query"
                     },
                     {
+                        "maximum": 1000,
+                        "minimum": 1,
                         "type": "integer",
+                        "default": 100,
                         "description": "page size, 1..1000 (default 100)",
                         "name": "limit",
                         "in": "query"
                     },
                     {
                         "type": "string",
-                        "description": "the previous page's next",
+                        "description": "a page's cursor, as in its next and previous URLs",
                         "name": "cursor",
                         "in": "query"
                     }
@@ -736,7 +748,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "invalid_parameter, invalid_cursor",
+                        "description": "invalid_parameter, invalid_cursor, unknown_parameter",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -914,7 +926,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Newest first. Each record has its reasons (code, JSON pointer, message), the stage that found them, the original payload (utf8 text, or base64 when it was not valid UTF-8), the payload's category and name when it is a JSON object, the schema version that applied, and its replay lineage (replayed_as, replay_of).",
+                "description": "Newest first. Each record has its reasons (code, JSON pointer, message), the stage that found them, the original payload (utf8 text, or base64 when it was not valid UTF-8), the payload's category and name when it is a JSON object, the schema version that applied, and its replay lineage (replayed_as, replay_of). Pages as Django REST framework's CursorPagination: GET \"next\" or \"previous\" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.",
                 "produces": [
                     "application/json"
                 ],
@@ -978,14 +990,17 @@ const docTemplate = `{
                         "in": "query"
                     },
                     {
+                        "maximum": 1000,
+                        "minimum": 1,
                         "type": "integer",
+                        "default": 100,
                         "description": "page size, 1..1000 (default 100)",
                         "name": "limit",
                         "in": "query"
                     },
                     {
                         "type": "string",
-                        "description": "the previous page's next",
+                        "description": "a page's cursor, as in its next and previous URLs",
                         "name": "cursor",
                         "in": "query"
                     }
@@ -998,7 +1013,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "Bad Request",
+                        "description": "invalid_parameter, invalid_cursor, unknown_parameter",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1047,7 +1062,10 @@ const docTemplate = `{
                         "in": "query"
                     },
                     {
+                        "maximum": 10000,
+                        "minimum": 1,
                         "type": "integer",
+                        "default": 1000,
                         "description": "records to examine, 1..10000 (default 1000)",
                         "name": "limit",
                         "in": "query"
@@ -1421,7 +1439,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Newest first unless ordering=timestamp. Keyset pagination: pass the previous page's \"next\" as cursor. A read key sees its own application's events; an admin key sees all and may filter by application.",
+                "description": "Newest first unless ordering=timestamp. Pages as Django REST framework's CursorPagination: GET \"next\" or \"previous\" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter. A read key sees its own application's events; an admin key sees all and may filter by application.",
                 "produces": [
                     "application/json"
                 ],
@@ -1467,20 +1485,28 @@ const docTemplate = `{
                         "in": "query"
                     },
                     {
+                        "enum": [
+                            "timestamp",
+                            "-timestamp"
+                        ],
                         "type": "string",
+                        "default": "-timestamp",
                         "description": "timestamp or -timestamp (default)",
                         "name": "ordering",
                         "in": "query"
                     },
                     {
+                        "maximum": 1000,
+                        "minimum": 1,
                         "type": "integer",
+                        "default": 100,
                         "description": "page size, 1..1000 (default 100)",
                         "name": "limit",
                         "in": "query"
                     },
                     {
                         "type": "string",
-                        "description": "the previous page's next",
+                        "description": "a page's cursor, as in its next and previous URLs",
                         "name": "cursor",
                         "in": "query"
                     }
@@ -1829,7 +1855,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Every change made through PUT, PATCH and DELETE, oldest first: who (the key and its application), when, and the event before and after (after is null for a deletion). Still available after the event was deleted; erased with its session. Admin keys only.",
+                "description": "Every change made through PUT, PATCH and DELETE, oldest first: who (the key and its application), when, and the event before and after (after is null for a deletion). Still available after the event was deleted; erased with its session. Admin keys only. Pages as Django REST framework's CursorPagination: GET \"next\" or \"previous\" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.",
                 "produces": [
                     "application/json"
                 ],
@@ -1846,14 +1872,17 @@ const docTemplate = `{
                         "required": true
                     },
                     {
+                        "maximum": 1000,
+                        "minimum": 1,
                         "type": "integer",
+                        "default": 100,
                         "description": "page size, 1..1000 (default 100)",
                         "name": "limit",
                         "in": "query"
                     },
                     {
                         "type": "string",
-                        "description": "the previous page's next",
+                        "description": "a page's cursor, as in its next and previous URLs",
                         "name": "cursor",
                         "in": "query"
                     }
@@ -1866,7 +1895,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "a parameter or the body is invalid (the code and message say which)",
+                        "description": "invalid_parameter, invalid_cursor, unknown_parameter",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1933,7 +1962,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Newest first, with first/last event time and event count.",
+                "description": "Newest first, with first/last event time and event count. Pages as Django REST framework's CursorPagination: GET \"next\" or \"previous\" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.",
                 "produces": [
                     "application/json"
                 ],
@@ -1961,14 +1990,17 @@ const docTemplate = `{
                         "in": "query"
                     },
                     {
+                        "maximum": 1000,
+                        "minimum": 1,
                         "type": "integer",
+                        "default": 100,
                         "description": "page size, 1..1000 (default 100)",
                         "name": "limit",
                         "in": "query"
                     },
                     {
                         "type": "string",
-                        "description": "the previous page's next",
+                        "description": "a page's cursor, as in its next and previous URLs",
                         "name": "cursor",
                         "in": "query"
                     }
@@ -1981,7 +2013,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "Bad Request",
+                        "description": "invalid_parameter, invalid_cursor, unknown_parameter",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -2127,7 +2159,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "The session's events oldest first (by timestamp, then id), keyset-paginated: pass the previous page's \"next\" as cursor. A read key sees only its own application's sessions (404 otherwise).",
+                "description": "The session's events oldest first (by timestamp, then id). Pages as Django REST framework's CursorPagination: GET \"next\" or \"previous\" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter. A read key sees only its own application's sessions (404 otherwise).",
                 "produces": [
                     "application/json"
                 ],
@@ -2144,14 +2176,17 @@ const docTemplate = `{
                         "required": true
                     },
                     {
+                        "maximum": 1000,
+                        "minimum": 1,
                         "type": "integer",
+                        "default": 100,
                         "description": "page size, 1..1000 (default 100)",
                         "name": "limit",
                         "in": "query"
                     },
                     {
                         "type": "string",
-                        "description": "the previous page's next",
+                        "description": "a page's cursor, as in its next and previous URLs",
                         "name": "cursor",
                         "in": "query"
                     }
@@ -2164,7 +2199,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "Bad Request",
+                        "description": "invalid_parameter, invalid_cursor, unknown_parameter",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -2213,7 +2248,13 @@ const docTemplate = `{
                 "summary": "Event counts per time bucket",
                 "parameters": [
                     {
+                        "enum": [
+                            "minute",
+                            "hour",
+                            "day"
+                        ],
                         "type": "string",
+                        "default": "hour",
                         "description": "minute, hour (default) or day",
                         "name": "bucket",
                         "in": "query"
@@ -2847,6 +2888,14 @@ const docTemplate = `{
                     "type": "string",
                     "x-nullable": true
                 },
+                "session": {
+                    "description": "Session is the session as the seed's clients wrote it:\n{\"id\": session_id}.",
+                    "allOf": [
+                        {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.SessionRef"
+                        }
+                    ]
+                },
                 "session_id": {
                     "type": "string"
                 },
@@ -3015,6 +3064,14 @@ const docTemplate = `{
                 }
             }
         },
+        "github_com_the-eye_eye_services_query-api_internal_query.SessionRef": {
+            "type": "object",
+            "properties": {
+                "id": {
+                    "type": "string"
+                }
+            }
+        },
         "github_com_the-eye_eye_services_query-api_internal_query.Stat": {
             "type": "object",
             "properties": {
@@ -3095,6 +3152,13 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
+                },
+                "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string",
                     "x-nullable": true
                 },
@@ -3174,6 +3238,13 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
+                },
+                "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string",
                     "x-nullable": true
                 },
@@ -3189,6 +3260,13 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
+                },
+                "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string",
                     "x-nullable": true
                 },
@@ -3225,9 +3303,15 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
                     "type": "string",
                     "x-nullable": true,
-                    "example": "eyJ0Ijoi..."
+                    "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
+                },
+                "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "results": {
                     "type": "array",
@@ -3241,6 +3325,13 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
+                },
+                "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string",
                     "x-nullable": true
                 },
@@ -3292,6 +3383,13 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
+                },
+                "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string",
                     "x-nullable": true
                 },
@@ -3323,6 +3421,13 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "next": {
+                    "description": "Next is the URL of the next page; null on the last page.",
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
+                },
+                "previous": {
+                    "description": "Previous is the URL of the page before; null on the first page.",
                     "type": "string",
                     "x-nullable": true
                 },

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -64,15 +63,15 @@ type RotateRequest struct {
 
 // ApplicationList is a page of applications.
 type ApplicationList struct {
+	PageLinks
 	Results []admin.Application `json:"results"`
-	Next    *string             `json:"next" extensions:"x-nullable"`
 }
 
 // KeyList is an application's keys, without key material (never paginated:
-// next is always null).
+// next and previous are always null).
 type KeyList struct {
+	PageLinks
 	Results []admin.Key `json:"results"`
-	Next    *string     `json:"next" extensions:"x-nullable"`
 }
 
 // createApplication creates an application.
@@ -108,34 +107,30 @@ func (a *API) createApplication(c *gin.Context) {
 // listApplications lists applications.
 //
 //	@Summary		List applications
-//	@Description	Oldest first, disabled ones included. Keyset pagination: pass the previous page's "next" as cursor.
+//	@Description	Oldest first, disabled ones included. Pages as Django REST framework's CursorPagination: GET "next" or "previous" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.
 //	@Tags			admin
 //	@Produce		json
 //	@Security		BearerKey
-//	@Param			limit	query		int		false	"page size, 1..1000 (default 100)"
-//	@Param			cursor	query		string	false	"the previous page's next"
+//	@Param			limit	query		int		false	"page size, 1..1000 (default 100)"	minimum(1)	maximum(1000)	default(100)
+//	@Param			cursor	query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200		{object}	ApplicationList
-//	@Failure		400		{object}	httpx.ErrorBody
+//	@Failure		400		{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor, unknown_parameter"
 //	@Failure		401		{object}	httpx.ErrorBody
 //	@Failure		403		{object}	httpx.ErrorBody
 //	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/applications/ [get]
 func (a *API) listApplications(c *gin.Context) {
-	page := admin.Page{Cursor: c.Query("cursor")}
-	if s := c.Query("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > admin.MaxLimit {
-			httpx.Abort(c, http.StatusBadRequest, "invalid_parameter", "limit: must be 1.."+strconv.Itoa(admin.MaxLimit))
-			return
-		}
-		page.Limit = n
+	p := listParams(c)
+	page := p.page(c)
+	if p.failed(c) {
+		return
 	}
-	apps, next, err := a.admins.Applications(c.Request.Context(), page)
+	apps, links, err := a.admins.Applications(c.Request.Context(), page)
 	if err != nil {
 		failAdmin(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, ApplicationList{Results: apps, Next: nextOf(next)})
+	c.JSON(http.StatusOK, ApplicationList{PageLinks: linksOf(c, links), Results: apps})
 }
 
 // getApplication returns one application.
@@ -294,12 +289,13 @@ func (a *API) createKey(c *gin.Context) {
 // listKeys lists an application's keys.
 //
 //	@Summary		List an application's API keys
-//	@Description	Oldest first, revoked and expired ones included, never the key material: identify a key by its prefix.
+//	@Description	Oldest first, revoked and expired ones included, never the key material: identify a key by its prefix. One page: next and previous are null. It takes no query parameters (400 unknown_parameter).
 //	@Tags			admin
 //	@Produce		json
 //	@Security		BearerKey
 //	@Param			id	path		string	true	"application id"
 //	@Success		200	{object}	KeyList
+//	@Failure		400	{object}	httpx.ErrorBody	"unknown_parameter"
 //	@Failure		401	{object}	httpx.ErrorBody
 //	@Failure		403	{object}	httpx.ErrorBody
 //	@Failure		404	{object}	httpx.ErrorBody
@@ -307,7 +303,7 @@ func (a *API) createKey(c *gin.Context) {
 //	@Router			/admin/applications/{id}/keys [get]
 func (a *API) listKeys(c *gin.Context) {
 	id, ok := pathID(c)
-	if !ok {
+	if !ok || knownParams(c).failed(c) {
 		return
 	}
 	keys, err := a.admins.Keys(c.Request.Context(), id)
@@ -422,8 +418,6 @@ func failAdmin(c *gin.Context, err error) {
 		httpx.Abort(c, http.StatusBadRequest, invalid.Code, invalid.Message)
 	case errors.Is(err, admin.ErrNotFound):
 		httpx.Abort(c, http.StatusNotFound, "not_found", "no such resource")
-	case errors.Is(err, admin.ErrBadCursor):
-		httpx.Abort(c, http.StatusBadRequest, "invalid_cursor", "the cursor is invalid")
 	case errors.Is(err, admin.ErrKeyRevoked):
 		httpx.Abort(c, http.StatusConflict, "key_revoked", "the key is revoked: create a new one instead")
 	case errors.Is(err, admin.ErrKeyExpired):

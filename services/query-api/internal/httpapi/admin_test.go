@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +121,16 @@ func call(t *testing.T, h http.Handler, method, path, key, body string) answer {
 	return answer{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
 }
 
+// cursorOf is the cursor parameter of a page URL.
+func cursorOf(t *testing.T, pageURL string) string {
+	t.Helper()
+	u, err := url.Parse(pageURL)
+	if err != nil || u.Query().Get("cursor") == "" {
+		t.Fatalf("page URL %q: %v", pageURL, err)
+	}
+	return u.Query().Get("cursor")
+}
+
 func TestAdminApplications(t *testing.T) {
 	h := newTestServer(t, nil)
 	res := call(t, h, "POST", "/admin/applications/", adminKey,
@@ -192,12 +203,20 @@ func TestAdminApplications(t *testing.T) {
 	if len(list.Results) != 1 || list.Next == nil {
 		t.Fatalf("first page of 1: %s", res.body)
 	}
-	res = call(t, h, "GET", "/admin/applications/?limit=1&cursor="+*list.Next, adminKey, "")
+	if list.Previous != nil || *list.Next != "http://example.com/admin/applications/?cursor="+cursorOf(t, *list.Next)+"&limit=1" {
+		t.Fatalf("first page of 1: %s", res.body)
+	}
+	res = call(t, h, "GET", *list.Next, adminKey, "")
 	res.decode(t, &list)
-	if len(list.Results) != 1 || list.Results[0].ID != app.ID || list.Next != nil {
+	if len(list.Results) != 1 || list.Results[0].ID != app.ID || list.Next != nil || list.Previous == nil {
 		t.Fatalf("second page: %s", res.body)
 	}
-	for _, q := range []string{"?limit=0", "?cursor=zzz"} {
+	res = call(t, h, "GET", *list.Previous, adminKey, "")
+	res.decode(t, &list)
+	if len(list.Results) != 1 || list.Results[0].ID != auth.DevAppID || list.Next == nil || list.Previous != nil {
+		t.Fatalf("back to the first page: %s", res.body)
+	}
+	for _, q := range []string{"?limit=0", "?cursor=zzz", "?name=shop"} {
 		if res := call(t, h, "GET", "/admin/applications"+q, adminKey, ""); res.status != http.StatusBadRequest {
 			t.Errorf("list %s: %d", q, res.status)
 		}
@@ -279,7 +298,7 @@ func TestAdminKeys(t *testing.T) {
 	var rot admin.RotatedKey
 	res.decode(t, &rot)
 	if res.status != http.StatusCreated || !strings.HasPrefix(rot.Secret, "eye_r_") || rot.Previous.ID != r.ID ||
-		rot.Previous.ExpiresAt == nil || time.Until(*rot.Previous.ExpiresAt) < 119*time.Minute || res.header.Get("Cache-Control") != "no-store" {
+		rot.Previous.ExpiresAt == nil || time.Until(rot.Previous.ExpiresAt.Time) < 119*time.Minute || res.header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("rotate: %d %s", res.status, res.body)
 	}
 	for _, k := range []string{r.Secret, rot.Secret} {
@@ -292,7 +311,7 @@ func TestAdminKeys(t *testing.T) {
 	}
 	res = call(t, h, "POST", "/admin/keys/"+w.ID.String()+"/rotate", adminKey, `{"overlap": "30m"}`)
 	res.decode(t, &rot)
-	if res.status != http.StatusCreated || time.Until(*rot.Previous.ExpiresAt) > 31*time.Minute {
+	if res.status != http.StatusCreated || time.Until(rot.Previous.ExpiresAt.Time) > 31*time.Minute {
 		t.Fatalf("rotate with overlap: %d %s", res.status, res.body)
 	}
 	if res := call(t, h, "POST", "/admin/keys/"+uuid.NewString()+"/rotate", adminKey, ""); res.status != http.StatusNotFound {

@@ -28,6 +28,9 @@ func (a *API) registerErrors(r *gin.Engine, read, admin gin.HandlerFunc) {
 	}
 }
 
+// errorFilters are the parameters errorFilterOf reads.
+var errorFilters = []string{"application", "session", "reason", "stage", "category", "name", "replayed", "detected__gte", "from", "detected__lte", "to"}
+
 // errorFilterOf reads the error filters the list, the summary and the bulk
 // replay share.
 func errorFilterOf(c *gin.Context, p *params) query.ErrorFilter {
@@ -172,7 +175,7 @@ func (a *API) replayError(c *gin.Context) {
 //	@Produce		json
 //	@Security		BearerKey
 //	@Param			dry_run			query		bool	false	"only check, publish nothing"
-//	@Param			limit			query		int		false	"records to examine, 1..10000 (default 1000)"
+//	@Param			limit			query		int		false	"records to examine, 1..10000 (default 1000)"	minimum(1)	maximum(10000)	default(1000)
 //	@Param			reason			query		string	false	"reason code, e.g. schema_violation"
 //	@Param			category		query		string	false	"the payload's category, exact"
 //	@Param			name			query		string	false	"the payload's name, exact"

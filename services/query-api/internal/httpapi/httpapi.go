@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -20,6 +19,7 @@ import (
 	"github.com/the-eye/eye/pkg/httpx"
 	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/services/query-api/internal/admin"
+	"github.com/the-eye/eye/services/query-api/internal/paging"
 	"github.com/the-eye/eye/services/query-api/internal/query"
 )
 
@@ -80,26 +80,26 @@ func (a *API) Register(r *gin.Engine) {
 
 // EventList is a page of events.
 type EventList struct {
+	PageLinks
 	Results []query.Event `json:"results"`
-	Next    *string       `json:"next" extensions:"x-nullable" example:"eyJ0Ijoi..."`
 }
 
 // SessionList is a page of sessions.
 type SessionList struct {
+	PageLinks
 	Results []query.Session `json:"results"`
-	Next    *string         `json:"next" extensions:"x-nullable"`
 }
 
 // ErrorList is a page of error records.
 type ErrorList struct {
+	PageLinks
 	Results []query.Error `json:"results"`
-	Next    *string       `json:"next" extensions:"x-nullable"`
 }
 
 // listEvents lists events.
 //
 //	@Summary		List events
-//	@Description	Newest first unless ordering=timestamp. Keyset pagination: pass the previous page's "next" as cursor. A read key sees its own application's events; an admin key sees all and may filter by application.
+//	@Description	Newest first unless ordering=timestamp. Pages as Django REST framework's CursorPagination: GET "next" or "previous" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter. A read key sees its own application's events; an admin key sees all and may filter by application.
 //	@Tags			events
 //	@Produce		json
 //	@Security		BearerKey
@@ -109,9 +109,9 @@ type ErrorList struct {
 //	@Param			timestamp__gte	query		string	false	"timestamp lower bound, inclusive (also: from)"
 //	@Param			timestamp__lte	query		string	false	"timestamp upper bound, inclusive (also: to)"
 //	@Param			application		query		string	false	"application id (admin keys)"
-//	@Param			ordering		query		string	false	"timestamp or -timestamp (default)"
-//	@Param			limit			query		int		false	"page size, 1..1000 (default 100)"
-//	@Param			cursor			query		string	false	"the previous page's next"
+//	@Param			ordering		query		string	false	"timestamp or -timestamp (default)"	Enums(timestamp,-timestamp)	default(-timestamp)
+//	@Param			limit			query		int		false	"page size, 1..1000 (default 100)"	minimum(1)	maximum(1000)	default(100)
+//	@Param			cursor			query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200				{object}	EventList
 //	@Failure		400				{object}	httpx.ErrorBody
 //	@Failure		401				{object}	httpx.ErrorBody
@@ -119,7 +119,7 @@ type ErrorList struct {
 //	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/events/ [get]
 func (a *API) listEvents(c *gin.Context) {
-	var p params
+	p := listParams(c, "session", "category", "name", "timestamp__gte", "from", "timestamp__lte", "to", "application", "ordering")
 	f := query.EventFilter{
 		Session:     p.uuid(c, "session"),
 		Application: p.uuid(c, "application"),
@@ -133,12 +133,12 @@ func (a *API) listEvents(c *gin.Context) {
 	if p.failed(c) {
 		return
 	}
-	res, next, err := a.store.Events(c.Request.Context(), scopeOf(c), f, page)
+	res, links, err := a.store.Events(c.Request.Context(), scopeOf(c), f, page)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, EventList{Results: res, Next: nextOf(next)})
+	c.JSON(http.StatusOK, EventList{PageLinks: linksOf(c, links), Results: res})
 }
 
 // getEvent returns one event.
@@ -276,23 +276,23 @@ func (a *API) deleteEvent(c *gin.Context) {
 // listSessions lists sessions.
 //
 //	@Summary		List sessions
-//	@Description	Newest first, with first/last event time and event count.
+//	@Description	Newest first, with first/last event time and event count. Pages as Django REST framework's CursorPagination: GET "next" or "previous" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.
 //	@Tags			sessions
 //	@Produce		json
 //	@Security		BearerKey
 //	@Param			created__gte	query		string	false	"created at or after (also: from)"
 //	@Param			created__lte	query		string	false	"created at or before (also: to)"
 //	@Param			application		query		string	false	"application id (admin keys)"
-//	@Param			limit			query		int		false	"page size, 1..1000 (default 100)"
-//	@Param			cursor			query		string	false	"the previous page's next"
+//	@Param			limit			query		int		false	"page size, 1..1000 (default 100)"	minimum(1)	maximum(1000)	default(100)
+//	@Param			cursor			query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200				{object}	SessionList
-//	@Failure		400				{object}	httpx.ErrorBody
+//	@Failure		400				{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor, unknown_parameter"
 //	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
 //	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
 //	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/sessions/ [get]
 func (a *API) listSessions(c *gin.Context) {
-	var p params
+	p := listParams(c, "created__gte", "from", "created__lte", "to", "application")
 	f := query.SessionFilter{
 		Application: p.uuid(c, "application"),
 		From:        p.time(c, "created__gte", "from"),
@@ -302,12 +302,12 @@ func (a *API) listSessions(c *gin.Context) {
 	if p.failed(c) {
 		return
 	}
-	res, next, err := a.store.Sessions(c.Request.Context(), scopeOf(c), f, page)
+	res, links, err := a.store.Sessions(c.Request.Context(), scopeOf(c), f, page)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, SessionList{Results: res, Next: nextOf(next)})
+	c.JSON(http.StatusOK, SessionList{PageLinks: linksOf(c, links), Results: res})
 }
 
 // getSession returns one session.
@@ -339,7 +339,7 @@ func (a *API) getSession(c *gin.Context) {
 // listErrors lists error records.
 //
 //	@Summary		List error records
-//	@Description	Newest first. Each record has its reasons (code, JSON pointer, message), the stage that found them, the original payload (utf8 text, or base64 when it was not valid UTF-8), the payload's category and name when it is a JSON object, the schema version that applied, and its replay lineage (replayed_as, replay_of).
+//	@Description	Newest first. Each record has its reasons (code, JSON pointer, message), the stage that found them, the original payload (utf8 text, or base64 when it was not valid UTF-8), the payload's category and name when it is a JSON object, the schema version that applied, and its replay lineage (replayed_as, replay_of). Pages as Django REST framework's CursorPagination: GET "next" or "previous" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.
 //	@Tags			errors
 //	@Produce		json
 //	@Security		BearerKey
@@ -352,27 +352,27 @@ func (a *API) getSession(c *gin.Context) {
 //	@Param			detected__gte	query		string	false	"detected at or after (also: from)"
 //	@Param			detected__lte	query		string	false	"detected at or before (also: to)"
 //	@Param			application		query		string	false	"application id (admin keys)"
-//	@Param			limit			query		int		false	"page size, 1..1000 (default 100)"
-//	@Param			cursor			query		string	false	"the previous page's next"
+//	@Param			limit			query		int		false	"page size, 1..1000 (default 100)"	minimum(1)	maximum(1000)	default(100)
+//	@Param			cursor			query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200				{object}	ErrorList
-//	@Failure		400				{object}	httpx.ErrorBody
+//	@Failure		400				{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor, unknown_parameter"
 //	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
 //	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
 //	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/errors/ [get]
 func (a *API) listErrors(c *gin.Context) {
-	var p params
-	f := errorFilterOf(c, &p) // errors.go
+	p := listParams(c, errorFilters...)
+	f := errorFilterOf(c, p) // errors.go
 	page := p.page(c)
 	if p.failed(c) {
 		return
 	}
-	res, next, err := a.store.Errors(c.Request.Context(), scopeOf(c), f, page)
+	res, links, err := a.store.Errors(c.Request.Context(), scopeOf(c), f, page)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, ErrorList{Results: res, Next: nextOf(next)})
+	c.JSON(http.StatusOK, ErrorList{PageLinks: linksOf(c, links), Results: res})
 }
 
 // getError returns one error record.
@@ -436,21 +436,14 @@ func pathID(c *gin.Context) (uuid.UUID, bool) {
 	return id, true
 }
 
-func nextOf(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
 // fail maps a domain error to its status; this is the one place that does.
 func fail(c *gin.Context, err error) {
 	var reasons event.Reasons
 	switch {
 	case errors.Is(err, query.ErrNotFound):
 		httpx.Abort(c, http.StatusNotFound, "not_found", "no such resource")
-	case errors.Is(err, query.ErrBadCursor):
-		httpx.Abort(c, http.StatusBadRequest, "invalid_cursor", "the cursor is invalid or was made for another ordering")
+	case errors.Is(err, paging.ErrInvalidCursor):
+		httpx.Abort(c, http.StatusBadRequest, "invalid_cursor", err.Error()+": follow a page's next and previous URLs as they are")
 	case errors.Is(err, query.ErrPrecondition):
 		httpx.Abort(c, http.StatusPreconditionFailed, "precondition_failed", "the event changed since it was read: read it again")
 	case errors.Is(err, query.ErrSessionImmutable):
@@ -489,14 +482,15 @@ func fail(c *gin.Context, err error) {
 	}
 }
 
-// params parses query parameters, remembering the first problem.
+// params parses query parameters, remembering the first problem: the
+// parameter, the error code and the message.
 type params struct {
-	field, msg string
+	field, code, msg string
 }
 
 func (p *params) bad(field, msg string) {
 	if p.field == "" {
-		p.field, p.msg = field, msg
+		p.field, p.code, p.msg = field, "invalid_parameter", field+": "+msg
 	}
 }
 
@@ -504,7 +498,7 @@ func (p *params) failed(c *gin.Context) bool {
 	if p.field == "" {
 		return false
 	}
-	httpx.Abort(c, http.StatusBadRequest, "invalid_parameter", p.field+": "+p.msg)
+	httpx.Abort(c, http.StatusBadRequest, p.code, p.msg)
 	return true
 }
 
@@ -548,16 +542,4 @@ func (p *params) order(c *gin.Context) query.Order {
 		p.bad("ordering", "must be timestamp or -timestamp")
 		return ""
 	}
-}
-
-func (p *params) page(c *gin.Context) query.Page {
-	pg := query.Page{Cursor: c.Query("cursor")}
-	if s := c.Query("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > query.MaxLimit {
-			p.bad("limit", "must be 1.."+strconv.Itoa(query.MaxLimit))
-		}
-		pg.Limit = n
-	}
-	return pg
 }

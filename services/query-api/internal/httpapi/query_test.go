@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,8 +121,19 @@ func TestTimelineStatsAndAuditRoutes(t *testing.T) {
 		}
 	}
 
-	if res := call(t, h, "PATCH", "/events/"+early.String(), adminKey, `{"name": "send"}`); res.status != http.StatusOK {
+	// Events name their session as the seed's clients wrote it, and render
+	// times as DRF does, in every answer.
+	ref := `"session_id":"` + mine.String() + `","session":{"id":"` + mine.String() + `"}`
+	res = call(t, h, "PATCH", "/events/"+early.String(), adminKey, `{"name": "send", "timestamp": "2021-06-15 10:00:00.100000"}`)
+	if res.status != http.StatusOK || !strings.Contains(string(res.body), ref) || !strings.Contains(string(res.body), `"timestamp":"2021-06-15T10:00:00.100000Z"`) {
 		t.Fatalf("PATCH: %d %s", res.status, res.body)
+	}
+	if res := call(t, h, "GET", "/events/"+early.String(), adminKey, ""); res.status != http.StatusOK || !strings.Contains(string(res.body), ref) {
+		t.Fatalf("GET: %d %s", res.status, res.body)
+	}
+	if res := call(t, h, "GET", "/events/?session="+mine.String(), adminKey, ""); strings.Count(string(res.body), ref) != 2 ||
+		!strings.Contains(string(res.body), `"timestamp":"2021-06-15T10:01:00Z"`) {
+		t.Fatalf("list: %d %s", res.status, res.body)
 	}
 	var keyID uuid.UUID
 	hash := auth.HashKey(adminKey)
@@ -133,8 +145,17 @@ func TestTimelineStatsAndAuditRoutes(t *testing.T) {
 	res.decode(t, &audit)
 	if res.status != http.StatusOK || len(audit.Results) != 1 || audit.Results[0].Action != query.ActionPatch ||
 		audit.Results[0].ActorKeyID != keyID || audit.Results[0].ActorAppID != auth.DevAppID ||
-		audit.Results[0].Before.Name != "submit" || audit.Results[0].After.Name != "send" {
+		audit.Results[0].Before.Name != "submit" || audit.Results[0].After.Name != "send" || !strings.Contains(string(res.body), ref) {
 		t.Fatalf("audit: %d %s", res.status, res.body)
+	}
+	// An entry written before events had "session" and DRF times reads as
+	// one written now.
+	db.MustExec(`INSERT INTO event_audit (id, event_id, session_id, action, actor_key_id, actor_app_id, at, before, after)
+		VALUES ($1, $2, $3, 'patch', $4, $5, now(), $6, $6)`, uuid.New(), late, mine, keyID, auth.DevAppID,
+		`{"id":"`+late.String()+`","session_id":"`+mine.String()+`","category":"page","name":"view","data":{},"timestamp":"2021-06-15T10:01:00.1Z","received_at":"2021-06-15T10:01:00Z","version":1}`)
+	res = call(t, h, "GET", "/events/"+late.String()+"/audit/", adminKey, "")
+	if res.status != http.StatusOK || strings.Count(string(res.body), ref) != 2 || strings.Count(string(res.body), `"timestamp":"2021-06-15T10:01:00.100000Z"`) != 2 {
+		t.Fatalf("audit written before: %d %s", res.status, res.body)
 	}
 	if res := call(t, h, "GET", "/events/"+early.String()+"/audit", readerKey, ""); res.status != http.StatusForbidden {
 		t.Fatalf("audit with a read key: %d", res.status)

@@ -50,8 +50,8 @@ type SchemaRequest struct {
 
 // SchemaList is a page of schema versions.
 type SchemaList struct {
+	PageLinks
 	Results []schemas.Record `json:"results"`
-	Next    *string          `json:"next" extensions:"x-nullable"`
 }
 
 // maxSchemaBody bounds the body that adds a schema.
@@ -113,40 +113,32 @@ func (s *schemaAPI) add(c *gin.Context) {
 // list lists schema versions.
 //
 //	@Summary		List schema versions
-//	@Description	By category, name, then version, with their JSON Schemas. Keyset pagination: pass the previous page's "next" as cursor.
+//	@Description	By category, name, then version, with their JSON Schemas. Pages as Django REST framework's CursorPagination: GET "next" or "previous" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.
 //	@Tags			schemas
 //	@Produce		json
 //	@Security		BearerKey
 //	@Param			category	query		string	false	"category, exact"
 //	@Param			name		query		string	false	"name, exact"
-//	@Param			limit		query		int		false	"page size, 1..1000 (default 100)"
-//	@Param			cursor		query		string	false	"the previous page's next"
+//	@Param			limit		query		int		false	"page size, 1..1000 (default 100)"	minimum(1)	maximum(1000)	default(100)
+//	@Param			cursor		query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200			{object}	SchemaList
-//	@Failure		400			{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor"
+//	@Failure		400			{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor, unknown_parameter"
 //	@Failure		401			{object}	httpx.ErrorBody
 //	@Failure		403			{object}	httpx.ErrorBody
 //	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/schemas/ [get]
 func (s *schemaAPI) list(c *gin.Context) {
-	page := schemas.Page{Cursor: c.Query("cursor")}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > schemas.MaxLimit {
-			httpx.Abort(c, http.StatusBadRequest, "invalid_parameter", "limit: must be 1.."+strconv.Itoa(schemas.MaxLimit))
-			return
-		}
-		page.Limit = n
-	}
-	recs, next, err := s.store.List(c.Request.Context(), schemas.Filter{Category: c.Query("category"), Name: c.Query("name")}, page)
-	if errors.Is(err, schemas.ErrBadCursor) {
-		httpx.Abort(c, http.StatusBadRequest, "invalid_cursor", "the cursor is invalid")
+	p := listParams(c, "category", "name")
+	page := p.page(c)
+	if p.failed(c) {
 		return
 	}
+	recs, links, err := s.store.List(c.Request.Context(), schemas.Filter{Category: c.Query("category"), Name: c.Query("name")}, page)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, SchemaList{Results: recs, Next: nextOf(next)})
+	c.JSON(http.StatusOK, SchemaList{PageLinks: linksOf(c, links), Results: recs})
 }
 
 // get returns one schema version.

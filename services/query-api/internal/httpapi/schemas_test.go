@@ -137,14 +137,19 @@ func TestSchemaEndpoints(t *testing.T) {
 	if len(list.Results) != 1 || list.Results[0].Version != 1 || list.Next == nil {
 		t.Fatalf("first page: %s", res.body)
 	}
-	res = call(t, h, "GET", "/admin/schemas/?category=page%20interaction&name=pageview&limit=1&cursor="+*list.Next, adminKey, "")
+	res = call(t, h, "GET", *list.Next, adminKey, "")
 	res.decode(t, &list)
-	if len(list.Results) != 1 || list.Results[0].Version != 2 || list.Next != nil {
+	if len(list.Results) != 1 || list.Results[0].Version != 2 || list.Next != nil || list.Previous == nil {
 		t.Fatalf("second page: %s", res.body)
 	}
-	for _, q := range []string{"?limit=0", "?limit=1001", "?cursor=zzz"} {
-		if res := call(t, h, "GET", "/admin/schemas"+q, adminKey, ""); res.status != http.StatusBadRequest {
-			t.Errorf("list %s: %d %s", q, res.status, res.body)
+	res = call(t, h, "GET", *list.Previous, adminKey, "")
+	res.decode(t, &list)
+	if len(list.Results) != 1 || list.Results[0].Version != 1 || list.Next == nil || list.Previous != nil {
+		t.Fatalf("back to the first page: %s", res.body)
+	}
+	for q, code := range map[string]string{"?limit=0": "invalid_parameter", "?limit=1001": "invalid_parameter", "?cursor=zzz": "invalid_cursor", "?version=1": "unknown_parameter"} {
+		if res := call(t, h, "GET", "/admin/schemas"+q, adminKey, ""); res.status != http.StatusBadRequest || res.code(t) != code {
+			t.Errorf("list %s: %d %s, want %s", q, res.status, res.body, code)
 		}
 	}
 

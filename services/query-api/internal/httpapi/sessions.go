@@ -10,22 +10,22 @@ import (
 
 // AuditList is a page of an event's audit entries.
 type AuditList struct {
+	PageLinks
 	Results []query.AuditEntry `json:"results"`
-	Next    *string            `json:"next" extensions:"x-nullable"`
 }
 
 // sessionTimeline lists a session's events in the order they happened.
 //
 //	@Summary		A session's timeline
-//	@Description	The session's events oldest first (by timestamp, then id), keyset-paginated: pass the previous page's "next" as cursor. A read key sees only its own application's sessions (404 otherwise).
+//	@Description	The session's events oldest first (by timestamp, then id). Pages as Django REST framework's CursorPagination: GET "next" or "previous" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter. A read key sees only its own application's sessions (404 otherwise).
 //	@Tags			sessions
 //	@Produce		json
 //	@Security		BearerKey
 //	@Param			id		path		string	true	"session id"
-//	@Param			limit	query		int		false	"page size, 1..1000 (default 100)"
-//	@Param			cursor	query		string	false	"the previous page's next"
+//	@Param			limit	query		int		false	"page size, 1..1000 (default 100)"	minimum(1)	maximum(1000)	default(100)
+//	@Param			cursor	query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200		{object}	EventList
-//	@Failure		400		{object}	httpx.ErrorBody
+//	@Failure		400		{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor, unknown_parameter"
 //	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
 //	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
 //	@Failure		404		{object}	httpx.ErrorBody
@@ -36,17 +36,17 @@ func (a *API) sessionTimeline(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var p params
+	p := listParams(c)
 	page := p.page(c)
 	if p.failed(c) {
 		return
 	}
-	res, next, err := a.store.Timeline(c.Request.Context(), scopeOf(c), id, page)
+	res, links, err := a.store.Timeline(c.Request.Context(), scopeOf(c), id, page)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, EventList{Results: res, Next: nextOf(next)})
+	c.JSON(http.StatusOK, EventList{PageLinks: linksOf(c, links), Results: res})
 }
 
 // eraseSession erases a session.
@@ -79,15 +79,15 @@ func (a *API) eraseSession(c *gin.Context) {
 // eventAudit lists the changes made to an event.
 //
 //	@Summary		An event's audit
-//	@Description	Every change made through PUT, PATCH and DELETE, oldest first: who (the key and its application), when, and the event before and after (after is null for a deletion). Still available after the event was deleted; erased with its session. Admin keys only.
+//	@Description	Every change made through PUT, PATCH and DELETE, oldest first: who (the key and its application), when, and the event before and after (after is null for a deletion). Still available after the event was deleted; erased with its session. Admin keys only. Pages as Django REST framework's CursorPagination: GET "next" or "previous" (absolute URLs, same filters, ordering and limit; null at either end). Unknown parameters get 400 unknown_parameter.
 //	@Tags			events
 //	@Produce		json
 //	@Security		BearerKey
 //	@Param			id		path		string	true	"event id"
-//	@Param			limit	query		int		false	"page size, 1..1000 (default 100)"
-//	@Param			cursor	query		string	false	"the previous page's next"
+//	@Param			limit	query		int		false	"page size, 1..1000 (default 100)"	minimum(1)	maximum(1000)	default(100)
+//	@Param			cursor	query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200		{object}	AuditList
-//	@Failure		400	{object}	httpx.ErrorBody	"a parameter or the body is invalid (the code and message say which)"
+//	@Failure		400		{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor, unknown_parameter"
 //	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
 //	@Failure		403		{object}	httpx.ErrorBody
 //	@Failure		404		{object}	httpx.ErrorBody
@@ -98,15 +98,15 @@ func (a *API) eventAudit(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var p params
+	p := listParams(c)
 	page := p.page(c)
 	if p.failed(c) {
 		return
 	}
-	res, next, err := a.store.Audit(c.Request.Context(), id, page)
+	res, links, err := a.store.Audit(c.Request.Context(), id, page)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, AuditList{Results: res, Next: nextOf(next)})
+	c.JSON(http.StatusOK, AuditList{PageLinks: linksOf(c, links), Results: res})
 }

@@ -7,14 +7,15 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/the-eye/eye/services/query-api/internal/apitime"
 	"github.com/the-eye/eye/services/query-api/internal/query"
 )
 
 // StatsResult is event counts per time bucket and group.
 type StatsResult struct {
 	Bucket  string       `json:"bucket" enums:"minute,hour,day" example:"hour"`
-	From    time.Time    `json:"from"`
-	To      time.Time    `json:"to"`
+	From    apitime.Time `json:"from"`
+	To      apitime.Time `json:"to"`
 	Group   []string     `json:"group" example:"category"`
 	Results []query.Stat `json:"results"`
 }
@@ -26,7 +27,7 @@ type StatsResult struct {
 //	@Tags			stats
 //	@Produce		json
 //	@Security		BearerKey
-//	@Param			bucket			query		string	false	"minute, hour (default) or day"
+//	@Param			bucket			query		string	false	"minute, hour (default) or day"	Enums(minute,hour,day)	default(hour)
 //	@Param			from			query		string	true	"range start, inclusive (also: timestamp__gte)"
 //	@Param			to				query		string	false	"range end, inclusive (also: timestamp__lte; default: now)"
 //	@Param			group			query		string	false	"category, name or category,name (default: totals)"
@@ -73,7 +74,7 @@ func (a *API) eventStats(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, StatsResult{Bucket: string(f.Bucket), From: f.From, To: f.To, Group: group, Results: res})
+	c.JSON(http.StatusOK, StatsResult{Bucket: string(f.Bucket), From: apitime.New(f.From), To: apitime.New(f.To), Group: group, Results: res})
 }
 
 // group reads the group parameter: category and/or name, comma-separated.

@@ -10,6 +10,8 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/the-eye/eye/pkg/event"
+	"github.com/the-eye/eye/services/query-api/internal/apitime"
+	"github.com/the-eye/eye/services/query-api/internal/paging"
 )
 
 // editableKeys are the event fields PUT and PATCH may set.
@@ -80,7 +82,7 @@ func (s *Store) edit(ctx context.Context, sc Scope, by Actor, action string, id 
 		if err := writeAudit(ctx, tx, by, action, cur, &out); err != nil {
 			return err
 		}
-		if !f.Timestamp.Equal(cur.Timestamp) {
+		if !f.Timestamp.Equal(cur.Timestamp.Time) {
 			return refreshSession(ctx, tx, cur.SessionID)
 		}
 		return nil
@@ -151,7 +153,7 @@ type auditRow struct {
 
 func (r auditRow) toEntry() (AuditEntry, error) {
 	e := AuditEntry{ID: r.ID, EventID: r.EventID, SessionID: r.SessionID, Action: r.Action,
-		ActorKeyID: r.ActorKeyID, ActorAppID: r.ActorAppID, At: r.At.UTC()}
+		ActorKeyID: r.ActorKeyID, ActorAppID: r.ActorAppID, At: apitime.New(r.At)}
 	for _, x := range []struct {
 		src []byte
 		dst **Event
@@ -163,6 +165,7 @@ func (r auditRow) toEntry() (AuditEntry, error) {
 		if err := json.Unmarshal(x.src, &ev); err != nil {
 			return AuditEntry{}, fmt.Errorf("decode audit entry %s: %w", r.ID, err)
 		}
+		ev.Session = SessionRef{ID: ev.SessionID} // entries written before events had it
 		*x.dst = &ev
 	}
 	return e, nil
@@ -171,26 +174,24 @@ func (r auditRow) toEntry() (AuditEntry, error) {
 // Audit lists the changes made to event id, oldest first, one page at a
 // time; it is meant for admins and is not scoped. An event that neither
 // exists nor has an audit is ErrNotFound.
-func (s *Store) Audit(ctx context.Context, id uuid.UUID, p Page) ([]AuditEntry, string, error) {
-	after, err := decodeCursor(p.Cursor, Oldest)
+func (s *Store) Audit(ctx context.Context, id uuid.UUID, p paging.Request) ([]AuditEntry, paging.Links, error) {
+	w, err := openWindow("audit", Oldest, p)
 	if err != nil {
-		return nil, "", err
+		return nil, paging.Links{}, err
 	}
 	var l list
 	l.add("event_id = ?", id)
-	limit := limitOf(p)
-	q, args := l.page(auditCols, "event_audit", "at", Oldest, after, limit)
+	q, args := l.page(auditCols, "event_audit", "at", w)
 	var rows []auditRow
 	if err := s.selectRows(ctx, &rows, q, args...); err != nil {
-		return nil, "", err
+		return nil, paging.Links{}, err
 	}
 	if len(rows) == 0 && p.Cursor == "" {
 		if _, err := s.Event(ctx, Scope{}, id); err != nil {
-			return nil, "", err
+			return nil, paging.Links{}, err
 		}
 	}
-	return pageOf(rows, limit, Oldest, auditRow.toEntry,
-		func(e AuditEntry) (time.Time, uuid.UUID) { return e.At, e.ID })
+	return pageOf(w, rows, auditRow.toEntry, func(r auditRow) pos { return pos{r.At, r.ID} })
 }
 
 func (s *Store) lockEvent(ctx context.Context, tx *sqlx.Tx, sc Scope, id uuid.UUID, ifMatch string) (Event, error) {

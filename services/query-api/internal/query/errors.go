@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/lib/pq"
+
+	"github.com/the-eye/eye/services/query-api/internal/apitime"
 )
 
 // errorExtraCols are the columns of error records beyond the basics: what
@@ -45,7 +47,7 @@ func (x errorExtra) fill(e *Error) {
 	if x.ReplayedAs.Valid {
 		e.ReplayedAs = &x.ReplayedAs.UUID
 	}
-	e.ReplayedAt = timePtr(x.ReplayedAt)
+	e.ReplayedAt = apitime.Null(x.ReplayedAt)
 }
 
 // errorFilter adds the conditions of f, within what sc may see. The list,
@@ -112,8 +114,8 @@ type ErrorGroup struct {
 	Stage         *string `json:"stage" extensions:"x-nullable" example:"validator"`
 	Count         int64   `json:"count" example:"42"`
 	// FirstSeen and LastSeen are the earliest and latest detection times.
-	FirstSeen time.Time `json:"first_seen"`
-	LastSeen  time.Time `json:"last_seen"`
+	FirstSeen apitime.Time `json:"first_seen"`
+	LastSeen  apitime.Time `json:"last_seen"`
 }
 
 // ErrorSummary is the error records matching a filter, grouped.
@@ -192,7 +194,7 @@ LIMIT ` + l.param(MaxSummaryGroups+1)
 		rows, out.Truncated = rows[:MaxSummaryGroups], true
 	}
 	for _, r := range rows {
-		g := ErrorGroup{Count: r.Count, FirstSeen: r.FirstSeen.UTC(), LastSeen: r.LastSeen.UTC()}
+		g := ErrorGroup{Count: r.Count, FirstSeen: apitime.New(r.FirstSeen), LastSeen: apitime.New(r.LastSeen)}
 		text := func(d string, v sql.NullString) *string {
 			if !grouped[d] || !v.Valid {
 				return nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/event"
+	"github.com/the-eye/eye/services/query-api/internal/paging"
 )
 
 // errRec is an error record to insert directly, as the writer stores it.
@@ -90,7 +91,7 @@ func TestErrorFiltersAndSummary(t *testing.T) {
 
 	list := func(sc Scope, f ErrorFilter) []uuid.UUID {
 		t.Helper()
-		res, _, err := s.Errors(ctx, sc, f, Page{})
+		res, _, err := s.Errors(ctx, sc, f, paging.Request{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,7 +4,6 @@
 package query
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,26 +13,36 @@ import (
 
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/event"
+	"github.com/the-eye/eye/services/query-api/internal/apitime"
+	"github.com/the-eye/eye/services/query-api/internal/paging"
 )
 
 // Event is a stored event.
 type Event struct {
-	ID            uuid.UUID       `json:"id"`
-	ApplicationID uuid.UUID       `json:"application_id"`
-	SessionID     uuid.UUID       `json:"session_id"`
-	Category      string          `json:"category" example:"page interaction"`
-	Name          string          `json:"name" example:"pageview"`
-	Data          json.RawMessage `json:"data" swaggertype:"object"`
-	Timestamp     time.Time       `json:"timestamp"`
+	ID            uuid.UUID `json:"id"`
+	ApplicationID uuid.UUID `json:"application_id"`
+	SessionID     uuid.UUID `json:"session_id"`
+	// Session is the session as the seed's clients wrote it:
+	// {"id": session_id}.
+	Session   SessionRef      `json:"session"`
+	Category  string          `json:"category" example:"page interaction"`
+	Name      string          `json:"name" example:"pageview"`
+	Data      json.RawMessage `json:"data" swaggertype:"object"`
+	Timestamp apitime.Time    `json:"timestamp"`
 	// ClientTimestamp is the timestamp as the client's clock said, when it
 	// sent sent_at and so Timestamp was corrected for clock skew.
-	ClientTimestamp *time.Time `json:"client_timestamp" extensions:"x-nullable"`
-	ReceivedAt      time.Time  `json:"received_at"`
-	Version         int        `json:"version" example:"1"`
-	UpdatedAt       *time.Time `json:"updated_at" extensions:"x-nullable"`
+	ClientTimestamp *apitime.Time `json:"client_timestamp" extensions:"x-nullable"`
+	ReceivedAt      apitime.Time  `json:"received_at"`
+	Version         int           `json:"version" example:"1"`
+	UpdatedAt       *apitime.Time `json:"updated_at" extensions:"x-nullable"`
 	// ReplayedFrom is the error record whose replay stored this event
 	// (POST /errors/{id}/replay); null for an event ingested directly.
 	ReplayedFrom *uuid.UUID `json:"replayed_from" extensions:"x-nullable"`
+}
+
+// SessionRef names a session by its id.
+type SessionRef struct {
+	ID uuid.UUID `json:"id"`
 }
 
 // ETag is the entity tag of the event's current version.
@@ -41,13 +50,13 @@ func (e Event) ETag() string { return fmt.Sprintf(`"%s.%d"`, e.ID, e.Version) }
 
 // Session is a stored session.
 type Session struct {
-	ID            uuid.UUID  `json:"id"`
-	ApplicationID uuid.UUID  `json:"application_id"`
-	CreatedAt     time.Time  `json:"created_at"`
-	RegisteredAt  *time.Time `json:"registered_at" extensions:"x-nullable"`
-	FirstEventAt  *time.Time `json:"first_event_at" extensions:"x-nullable"`
-	LastEventAt   *time.Time `json:"last_event_at" extensions:"x-nullable"`
-	EventCount    int64      `json:"event_count"`
+	ID            uuid.UUID     `json:"id"`
+	ApplicationID uuid.UUID     `json:"application_id"`
+	CreatedAt     apitime.Time  `json:"created_at"`
+	RegisteredAt  *apitime.Time `json:"registered_at" extensions:"x-nullable"`
+	FirstEventAt  *apitime.Time `json:"first_event_at" extensions:"x-nullable"`
+	LastEventAt   *apitime.Time `json:"last_event_at" extensions:"x-nullable"`
+	EventCount    int64         `json:"event_count"`
 }
 
 // Error is a stored error record.
@@ -58,8 +67,8 @@ type Error struct {
 	Stage         string           `json:"stage" example:"validator"`
 	Reasons       event.Reasons    `json:"reasons"`
 	Payload       contract.Payload `json:"payload"`
-	ReceivedAt    time.Time        `json:"received_at"`
-	DetectedAt    time.Time        `json:"detected_at"`
+	ReceivedAt    apitime.Time     `json:"received_at"`
+	DetectedAt    apitime.Time     `json:"detected_at"`
 	// Category and Name are the payload's, when it is a JSON object and
 	// they are strings (at most 255 characters kept); null otherwise.
 	Category *string `json:"category" extensions:"x-nullable" example:"page interaction"`
@@ -74,8 +83,8 @@ type Error struct {
 	ReplayAttempts int `json:"replay_attempts" example:"1"`
 	// ReplayedAs is the event id the latest replay published, and
 	// ReplayedAt when Kafka acknowledged it; null until replayed.
-	ReplayedAs *uuid.UUID `json:"replayed_as" extensions:"x-nullable"`
-	ReplayedAt *time.Time `json:"replayed_at" extensions:"x-nullable"`
+	ReplayedAs *uuid.UUID    `json:"replayed_as" extensions:"x-nullable"`
+	ReplayedAt *apitime.Time `json:"replayed_at" extensions:"x-nullable"`
 }
 
 // Scope limits what a caller sees: one application, or all of them.
@@ -97,18 +106,6 @@ type Order string
 const (
 	Newest Order = "-timestamp" // newest first (default)
 	Oldest Order = "timestamp"
-)
-
-// Page asks for one page of a list.
-type Page struct {
-	Limit  int
-	Cursor string // from a previous page's Next; "" for the first page
-}
-
-// Pagination limits.
-const (
-	DefaultLimit = 100
-	MaxLimit     = 1000
 )
 
 // EventFilter filters events.
@@ -144,7 +141,6 @@ type ErrorFilter struct {
 // Errors returned by the store.
 var (
 	ErrNotFound         = errors.New("not found")
-	ErrBadCursor        = errors.New("invalid cursor")
 	ErrPrecondition     = errors.New("the event changed since it was read")
 	ErrSessionImmutable = errors.New("an event's session cannot be changed")
 	ErrBadRange         = errors.New("invalid range")
@@ -200,7 +196,7 @@ type StatsFilter struct {
 
 // Stat is the number of events in one time bucket (and group).
 type Stat struct {
-	Bucket time.Time `json:"bucket"` // the bucket's start, UTC
+	Bucket apitime.Time `json:"bucket"` // the bucket's start, UTC
 	// Category and Name are set when the counts are grouped by them.
 	Category *string `json:"category,omitempty" example:"page interaction"`
 	Name     *string `json:"name,omitempty" example:"pageview"`
@@ -222,11 +218,11 @@ type AuditEntry struct {
 	Action    string    `json:"action" enums:"replace,patch,delete" example:"patch"`
 	// ActorKeyID and ActorAppID are the API key that made the change and
 	// its application.
-	ActorKeyID uuid.UUID `json:"actor_key_id"`
-	ActorAppID uuid.UUID `json:"actor_app_id"`
-	At         time.Time `json:"at"`
-	Before     *Event    `json:"before"`                        // the event before the change
-	After      *Event    `json:"after" extensions:"x-nullable"` // after it; null for a deletion
+	ActorKeyID uuid.UUID    `json:"actor_key_id"`
+	ActorAppID uuid.UUID    `json:"actor_app_id"`
+	At         apitime.Time `json:"at"`
+	Before     *Event       `json:"before"`                        // the event before the change
+	After      *Event       `json:"after" extensions:"x-nullable"` // after it; null for a deletion
 }
 
 // Erasure reports what erasing a session removed.
@@ -241,30 +237,41 @@ type Erasure struct {
 	AuditEntries int64     `json:"audit_entries" example:"2"`
 }
 
-// cursor is the position after the last row of a page, bound to the list
-// order it was made for.
-type cursor struct {
-	T     time.Time `json:"t"`
-	ID    uuid.UUID `json:"id"`
-	Order Order     `json:"o"`
+// pos is a row's position in a list ordered by a time column, then id.
+type pos struct {
+	T  time.Time `json:"t"`
+	ID uuid.UUID `json:"id"`
 }
 
-func (c cursor) encode() string {
-	b, _ := json.Marshal(c) // cannot fail: plain fields
-	return base64.RawURLEncoding.EncodeToString(b)
+// reversed is the opposite order.
+func (o Order) reversed() Order {
+	if o == Oldest {
+		return Newest
+	}
+	return Oldest
 }
 
-func decodeCursor(s string, order Order) (*cursor, error) {
-	if s == "" {
-		return nil, nil
+// window is how to read one page of a list ordered by a time column, then
+// id.
+type window struct {
+	list  string              // the list and its order, which its cursors are made for
+	cur   *paging.Cursor[pos] // nil: the first page
+	order Order               // the order to read the rows in
+	after *pos                // the position the rows follow; nil: from the start
+	limit int
+}
+
+// openWindow decodes the cursor of p for list name in order. A cursor
+// going backwards reads the list in the reverse order from its position.
+func openWindow(name string, order Order, p paging.Request) (window, error) {
+	w := window{list: name + ":" + string(order), order: order, limit: p.Size()}
+	cur, err := paging.Decode[pos](w.list, p.Cursor)
+	if err != nil || cur == nil {
+		return w, err
 	}
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return nil, ErrBadCursor
+	w.cur, w.after = cur, &cur.Pos
+	if cur.Reverse {
+		w.order = order.reversed()
 	}
-	var c cursor
-	if err := json.Unmarshal(b, &c); err != nil || c.ID == uuid.Nil || c.Order != order {
-		return nil, ErrBadCursor
-	}
-	return &c, nil
+	return w, nil
 }

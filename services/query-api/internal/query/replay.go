@@ -187,12 +187,12 @@ func (r *Replayer) ReplayMatching(ctx context.Context, sc Scope, f ErrorFilter, 
 	}
 	limit = min(limit, MaxReplayLimit)
 	rep := newReport(dryRun, nil)
-	var after *cursor
+	var after *pos
 	for remaining := limit; remaining > 0; {
 		n := min(replayChunk, remaining)
 		var l list
 		l.errorFilter(sc, f)
-		q, args := l.page(errorCols, "errors", "detected_at", Oldest, after, n)
+		q, args := l.page(errorCols, "errors", "detected_at", window{order: Oldest, after: after, limit: n})
 		var rows []errorRow
 		if err := r.store.selectRows(ctx, &rows, q, args...); err != nil {
 			return ReplayReport{}, err
@@ -223,7 +223,7 @@ func (r *Replayer) ReplayMatching(ctx context.Context, sc Scope, f ErrorFilter, 
 			break
 		}
 		last := rows[len(rows)-1]
-		after = &cursor{T: last.DetectedAt, ID: last.ID, Order: Oldest}
+		after = &pos{T: last.DetectedAt, ID: last.ID}
 	}
 	return rep, nil
 }

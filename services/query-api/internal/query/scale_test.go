@@ -13,6 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/the-eye/eye/pkg/contract"
+	"github.com/the-eye/eye/services/query-api/internal/paging"
 )
 
 // row is an event to insert directly.
@@ -57,27 +58,63 @@ func count(t *testing.T, db *sqlx.DB, q string, args ...any) int {
 	return n
 }
 
-// walk pages through list with limit n and returns every event seen.
-func walk(t *testing.T, n int, list func(Page) ([]Event, string, error)) []Event {
+// walk pages through list with limit n following next and returns every
+// event seen; it then follows previous back from the last page and checks
+// that it meets the same pages in reverse.
+func walk(t *testing.T, n int, list func(paging.Request) ([]Event, paging.Links, error)) []Event {
 	t.Helper()
-	var all []Event
+	var pages [][]Event
+	var last paging.Links
 	cursor := ""
-	for range 1000 {
-		page, next, err := list(Page{Limit: n, Cursor: cursor})
+	for len(pages) < 1000 {
+		page, links, err := list(paging.Request{Limit: n, Cursor: cursor})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(page) > n {
-			t.Fatalf("page of %d events, limit %d", len(page), n)
+		if len(page) > n || (len(page) < n && links.Next != nil) {
+			t.Fatalf("page of %d events, limit %d, next %v", len(page), n, links.Next)
 		}
-		all = append(all, page...)
-		if next == "" {
-			return all
+		if (cursor == "") != (links.Previous == nil) {
+			t.Fatalf("page %d: previous %v", len(pages), links.Previous)
 		}
-		cursor = next
+		pages, last = append(pages, page), links
+		if links.Next == nil {
+			break
+		}
+		cursor = *links.Next
 	}
-	t.Fatal("pagination does not end")
-	return nil
+	if last.Next != nil {
+		t.Fatal("pagination does not end")
+	}
+	for i := len(pages) - 2; i >= 0; i-- {
+		if last.Previous == nil {
+			t.Fatalf("no previous page before page %d", i+1)
+		}
+		page, links, err := list(paging.Request{Limit: n, Cursor: *last.Previous})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if idList(page) != idList(pages[i]) || links.Next == nil {
+			t.Fatalf("going back, page %d is %s (next %v), was %s", i, idList(page), links.Next, idList(pages[i]))
+		}
+		last = links
+	}
+	if len(pages) > 1 && last.Previous != nil {
+		t.Fatalf("the first page, reached going back, has a previous page")
+	}
+	var all []Event
+	for _, p := range pages {
+		all = append(all, p...)
+	}
+	return all
+}
+
+func idList(events []Event) string {
+	var b strings.Builder
+	for _, e := range events {
+		b.WriteString(e.ID.String()[:8] + " ")
+	}
+	return b.String()
 }
 
 func ids(events []Event) []uuid.UUID {
@@ -102,7 +139,9 @@ func TestTimelineInTheOrderThingsHappened(t *testing.T) {
 	got := insertRows(t, db, want...)
 	insertRows(t, db, row{app, uuid.New(), "c", "n", t0.Add(7 * time.Second)})
 
-	timeline := walk(t, 2, func(p Page) ([]Event, string, error) { return s.Timeline(ctx, Scope{AppID: app}, session, p) })
+	timeline := walk(t, 2, func(p paging.Request) ([]Event, paging.Links, error) {
+		return s.Timeline(ctx, Scope{AppID: app}, session, p)
+	})
 	if len(timeline) != len(want) {
 		t.Fatalf("timeline has %d events, want %d", len(timeline), len(want))
 	}
@@ -112,22 +151,22 @@ func TestTimelineInTheOrderThingsHappened(t *testing.T) {
 		}
 		if i > 0 {
 			prev := timeline[i-1]
-			if e.Timestamp.Before(prev.Timestamp) || e.Timestamp.Equal(prev.Timestamp) && strings.Compare(e.ID.String(), prev.ID.String()) < 0 {
+			if e.Timestamp.Before(prev.Timestamp.Time) || e.Timestamp.Equal(prev.Timestamp.Time) && strings.Compare(e.ID.String(), prev.ID.String()) < 0 {
 				t.Fatalf("event %d (%s %s) comes before event %d (%s %s)", i, e.Timestamp, e.ID, i-1, prev.Timestamp, prev.ID)
 			}
 		}
 	}
 
-	if _, _, err := s.Timeline(ctx, Scope{AppID: uuid.New()}, session, Page{}); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.Timeline(ctx, Scope{AppID: uuid.New()}, session, paging.Request{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("another application's session: %v", err)
 	}
-	if _, _, err := s.Timeline(ctx, Scope{}, uuid.New(), Page{}); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.Timeline(ctx, Scope{}, uuid.New(), paging.Request{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("an unknown session: %v", err)
 	}
 	registered := uuid.New()
 	db.MustExec(`INSERT INTO sessions (id, app_id, created_at, registered_at) VALUES ($1, $2, now(), now())`, registered, app)
-	if list, next, err := s.Timeline(ctx, Scope{AppID: app}, registered, Page{}); err != nil || len(list) != 0 || next != "" {
-		t.Fatalf("a session without events: %v %v %q", err, list, next)
+	if list, links, err := s.Timeline(ctx, Scope{AppID: app}, registered, paging.Request{}); err != nil || len(list) != 0 || links != (paging.Links{}) {
+		t.Fatalf("a session without events: %v %v %+v", err, list, links)
 	}
 }
 
@@ -161,10 +200,10 @@ func TestAdminListsMergeApplications(t *testing.T) {
 			for _, app := range apps {
 				f := c.f
 				f.Application = &app
-				want = append(want, walk(t, 1000, func(p Page) ([]Event, string, error) { return s.Events(ctx, Scope{}, f, p) })...)
+				want = append(want, walk(t, 1000, func(p paging.Request) ([]Event, paging.Links, error) { return s.Events(ctx, Scope{}, f, p) })...)
 			}
 			slices.SortFunc(want, func(a, b Event) int {
-				if n := a.Timestamp.Compare(b.Timestamp); n != 0 {
+				if n := a.Timestamp.Compare(b.Timestamp.Time); n != 0 {
 					return n
 				}
 				return strings.Compare(a.ID.String(), b.ID.String())
@@ -172,7 +211,7 @@ func TestAdminListsMergeApplications(t *testing.T) {
 			if c.f.Order != Oldest {
 				slices.Reverse(want)
 			}
-			got := walk(t, 3, func(p Page) ([]Event, string, error) { return s.Events(ctx, Scope{}, c.f, p) })
+			got := walk(t, 3, func(p paging.Request) ([]Event, paging.Links, error) { return s.Events(ctx, Scope{}, c.f, p) })
 			if len(want) == 0 || !slices.Equal(ids(got), ids(want)) {
 				t.Fatalf("merged pages:\n%v\nwant\n%v", ids(got), ids(want))
 			}
@@ -181,7 +220,7 @@ func TestAdminListsMergeApplications(t *testing.T) {
 
 	// The application filter narrows an admin's view, and gives a read key
 	// nothing outside its own application.
-	mine, _, err := s.Events(ctx, Scope{}, EventFilter{Application: &apps[1]}, Page{Limit: 1000})
+	mine, _, err := s.Events(ctx, Scope{}, EventFilter{Application: &apps[1]}, paging.Request{Limit: 1000})
 	if err != nil || len(mine) == 0 {
 		t.Fatalf("admin, one application: %v %d", err, len(mine))
 	}
@@ -190,10 +229,10 @@ func TestAdminListsMergeApplications(t *testing.T) {
 			t.Fatalf("event of %s in application %s's list", e.ApplicationID, apps[1])
 		}
 	}
-	if own, _, err := s.Events(ctx, Scope{AppID: apps[1]}, EventFilter{Application: &apps[1]}, Page{}); err != nil || len(own) != len(mine) {
+	if own, _, err := s.Events(ctx, Scope{AppID: apps[1]}, EventFilter{Application: &apps[1]}, paging.Request{}); err != nil || len(own) != len(mine) {
 		t.Fatalf("read key filtering its own application: %v %d", err, len(own))
 	}
-	if other, _, err := s.Events(ctx, Scope{AppID: apps[0]}, EventFilter{Application: &apps[1]}, Page{}); err != nil || len(other) != 0 {
+	if other, _, err := s.Events(ctx, Scope{AppID: apps[0]}, EventFilter{Application: &apps[1]}, paging.Request{}); err != nil || len(other) != 0 {
 		t.Fatalf("read key filtering another application: %v %d events", err, len(other))
 	}
 }
@@ -329,15 +368,15 @@ func TestEveryChangeIsAudited(t *testing.T) {
 	var entries []AuditEntry
 	cursor := ""
 	for {
-		page, next, err := s.Audit(ctx, id, Page{Limit: 2, Cursor: cursor})
+		page, links, err := s.Audit(ctx, id, paging.Request{Limit: 2, Cursor: cursor})
 		if err != nil {
 			t.Fatal(err)
 		}
 		entries = append(entries, page...)
-		if next == "" {
+		if links.Next == nil {
 			break
 		}
-		cursor = next
+		cursor = *links.Next
 	}
 	if len(entries) != 3 {
 		t.Fatalf("%d audit entries, want 3 (the refused patch writes none): %+v", len(entries), entries)
@@ -353,18 +392,18 @@ func TestEveryChangeIsAudited(t *testing.T) {
 		if e.Before == nil || e.Before.ETag() != w.before.ETag() || string(e.Before.Data) != string(w.before.Data) || e.Before.Name != w.before.Name {
 			t.Fatalf("entry %d before: %+v, want %+v", i, e.Before, w.before)
 		}
-		if (w.after == nil) != (e.After == nil) || w.after != nil && (e.After.ETag() != w.after.ETag() || e.After.Name != w.after.Name || !e.After.Timestamp.Equal(w.after.Timestamp)) {
+		if (w.after == nil) != (e.After == nil) || w.after != nil && (e.After.ETag() != w.after.ETag() || e.After.Name != w.after.Name || !e.After.Timestamp.Equal(w.after.Timestamp.Time)) {
 			t.Fatalf("entry %d after: %+v, want %+v", i, e.After, w.after)
 		}
-		if i > 0 && e.At.Before(entries[i-1].At) {
+		if i > 0 && e.At.Before(entries[i-1].At.Time) {
 			t.Fatalf("entry %d is older than entry %d", i, i-1)
 		}
 	}
-	if _, _, err := s.Audit(ctx, uuid.New(), Page{}); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.Audit(ctx, uuid.New(), paging.Request{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("audit of an unknown event: %v", err)
 	}
 	other := insertRows(t, db, row{app, session, "c", "n", time.Now().Add(-time.Hour)})[0]
-	if list, _, err := s.Audit(ctx, other, Page{}); err != nil || len(list) != 0 {
+	if list, _, err := s.Audit(ctx, other, paging.Request{}); err != nil || len(list) != 0 {
 		t.Fatalf("audit of an unchanged event: %v %v", err, list)
 	}
 }
@@ -455,7 +494,7 @@ func TestEraseSession(t *testing.T) {
 	if n := count(t, db, `SELECT count(*) FROM event_audit`); n != 1 {
 		t.Fatalf("%d audit entries left, want the other session's 1", n)
 	}
-	if _, _, err := s.Audit(ctx, evs[1], Page{}); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.Audit(ctx, evs[1], paging.Request{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("audit of an erased, deleted event: %v", err)
 	}
 

@@ -15,6 +15,8 @@ import (
 
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/event"
+	"github.com/the-eye/eye/services/query-api/internal/apitime"
+	"github.com/the-eye/eye/services/query-api/internal/paging"
 )
 
 // Store reads and changes events, sessions and errors in Postgres.
@@ -56,13 +58,13 @@ func direction(order Order) (dir, cmp string) {
 	return "DESC", "<"
 }
 
-// keyset adds the condition selecting the rows after the cursor.
-func (l *list) keyset(orderCol string, order Order, after *cursor) {
-	if after == nil {
+// keyset adds the condition selecting the rows after w's position.
+func (l *list) keyset(orderCol string, w window) {
+	if w.after == nil {
 		return
 	}
-	_, cmp := direction(order)
-	l.args = append(l.args, after.T, after.ID)
+	_, cmp := direction(w.order)
+	l.args = append(l.args, w.after.T, w.after.ID)
 	l.where = append(l.where, fmt.Sprintf("(%s, id) %s ($%d, $%d)", orderCol, cmp, len(l.args)-1, len(l.args)))
 }
 
@@ -79,12 +81,13 @@ func (l *list) whereClause() string {
 	return " WHERE " + strings.Join(l.where, " AND ")
 }
 
-// page builds the statement for one page of table ordered by orderCol.
-func (l *list) page(cols, table, orderCol string, order Order, after *cursor, limit int) (string, []any) {
-	dir, _ := direction(order)
-	l.keyset(orderCol, order, after)
+// page builds the statement reading w's rows of table ordered by orderCol
+// (one more than the page holds, to learn whether more follow).
+func (l *list) page(cols, table, orderCol string, w window) (string, []any) {
+	dir, _ := direction(w.order)
+	l.keyset(orderCol, w)
 	q := "SELECT " + cols + " FROM " + table + l.whereClause()
-	q += fmt.Sprintf(" ORDER BY %s %s, id %s LIMIT %s", orderCol, dir, dir, l.param(limit+1))
+	q += fmt.Sprintf(" ORDER BY %s %s, id %s LIMIT %s", orderCol, dir, dir, l.param(w.limit+1))
 	return q, l.args
 }
 
@@ -101,10 +104,10 @@ const appsCTE = `WITH RECURSIVE apps (id) AS (
 // application. The event indexes lead with app_id, so the page is the
 // merge of each application's first page, read from the index alone, and
 // only the rows of the final page are fetched whole.
-func (l *list) eventPageAcrossApps(order Order, after *cursor, limit int) (string, []any) {
-	dir, _ := direction(order)
-	l.keyset(`"timestamp"`, order, after)
-	n := l.param(limit + 1)
+func (l *list) eventPageAcrossApps(w window) (string, []any) {
+	dir, _ := direction(w.order)
+	l.keyset(`"timestamp"`, w)
+	n := l.param(w.limit + 1)
 	l.where = append([]string{"app_id = apps.id"}, l.where...)
 	q := appsCTE + `, top AS (
 	SELECT t.id, t.ts FROM apps CROSS JOIN LATERAL (
@@ -117,29 +120,19 @@ SELECT ` + eventCols + ` FROM events JOIN top USING (id) ORDER BY "timestamp" ` 
 	return q, l.args
 }
 
-// pageOf converts up to limit rows (a page query fetches limit+1 to learn
-// whether more follow) and makes the cursor for the next page.
-func pageOf[R, T any](rows []R, limit int, order Order, conv func(R) (T, error), pos func(T) (time.Time, uuid.UUID)) ([]T, string, error) {
-	out := make([]T, 0, min(len(rows), limit))
-	for _, r := range rows[:min(len(rows), limit)] {
+// pageOf makes the page of w from its rows (read with page) and converts
+// them; at is a row's position.
+func pageOf[R, T any](w window, rows []R, conv func(R) (T, error), at func(R) pos) ([]T, paging.Links, error) {
+	rows, links := paging.Cut(w.list, rows, w.limit, w.cur, at)
+	out := make([]T, 0, len(rows))
+	for _, r := range rows {
 		x, err := conv(r)
 		if err != nil {
-			return nil, "", err
+			return nil, paging.Links{}, err
 		}
 		out = append(out, x)
 	}
-	if len(rows) <= limit {
-		return out, "", nil
-	}
-	t, id := pos(out[len(out)-1])
-	return out, cursor{T: t, ID: id, Order: order}.encode(), nil
-}
-
-func limitOf(p Page) int {
-	if p.Limit <= 0 {
-		return DefaultLimit
-	}
-	return min(p.Limit, MaxLimit)
+	return out, links, nil
 }
 
 // scope limits the rows to what s may see, narrowed to application app
@@ -183,26 +176,23 @@ type eventRow struct {
 }
 
 func (r eventRow) toEvent() Event {
-	e := Event{ID: r.ID, ApplicationID: r.AppID, SessionID: r.SessionID, Category: r.Category, Name: r.Name,
-		Data: r.Data, Timestamp: r.Timestamp.UTC(), ClientTimestamp: timePtr(r.ClientTS), ReceivedAt: r.ReceivedAt.UTC(), Version: r.Version}
+	e := Event{ID: r.ID, ApplicationID: r.AppID, SessionID: r.SessionID, Session: SessionRef{ID: r.SessionID}, Category: r.Category, Name: r.Name,
+		Data: r.Data, Timestamp: apitime.New(r.Timestamp), ClientTimestamp: apitime.Null(r.ClientTS), ReceivedAt: apitime.New(r.ReceivedAt),
+		Version: r.Version, UpdatedAt: apitime.Null(r.UpdatedAt)}
 	if r.ReplayedFrom.Valid {
 		e.ReplayedFrom = &r.ReplayedFrom.UUID
-	}
-	if r.UpdatedAt.Valid {
-		t := r.UpdatedAt.Time.UTC()
-		e.UpdatedAt = &t
 	}
 	return e
 }
 
 // Events lists events matching f, one page at a time.
-func (s *Store) Events(ctx context.Context, sc Scope, f EventFilter, p Page) ([]Event, string, error) {
+func (s *Store) Events(ctx context.Context, sc Scope, f EventFilter, p paging.Request) ([]Event, paging.Links, error) {
 	if f.Order == "" {
 		f.Order = Newest
 	}
-	after, err := decodeCursor(p.Cursor, f.Order)
+	w, err := openWindow("events", f.Order, p)
 	if err != nil {
-		return nil, "", err
+		return nil, paging.Links{}, err
 	}
 	var l list
 	oneApp := l.scope(sc, f.Application)
@@ -216,33 +206,32 @@ func (s *Store) Events(ctx context.Context, sc Scope, f EventFilter, p Page) ([]
 		l.add("name = ?", f.Name)
 	}
 	l.between(`"timestamp"`, f.From, f.To)
-	limit := limitOf(p)
 	var q string
 	var args []any
 	if oneApp || f.Session != nil {
-		q, args = l.page(eventCols, "events", `"timestamp"`, f.Order, after, limit)
+		q, args = l.page(eventCols, "events", `"timestamp"`, w)
 	} else {
-		q, args = l.eventPageAcrossApps(f.Order, after, limit)
+		q, args = l.eventPageAcrossApps(w)
 	}
 	var rows []eventRow
 	if err := s.selectRows(ctx, &rows, q, args...); err != nil {
-		return nil, "", err
+		return nil, paging.Links{}, err
 	}
-	return pageOf(rows, limit, f.Order, func(r eventRow) (Event, error) { return r.toEvent(), nil },
-		func(e Event) (time.Time, uuid.UUID) { return e.Timestamp, e.ID })
+	return pageOf(w, rows, func(r eventRow) (Event, error) { return r.toEvent(), nil },
+		func(r eventRow) pos { return pos{r.Timestamp, r.ID} })
 }
 
 // Timeline lists a session's events in the order they happened (oldest
 // first), one page at a time. A session sc cannot see is ErrNotFound.
-func (s *Store) Timeline(ctx context.Context, sc Scope, session uuid.UUID, p Page) ([]Event, string, error) {
-	list, next, err := s.Events(ctx, sc, EventFilter{Session: &session, Order: Oldest}, p)
+func (s *Store) Timeline(ctx context.Context, sc Scope, session uuid.UUID, p paging.Request) ([]Event, paging.Links, error) {
+	list, links, err := s.Events(ctx, sc, EventFilter{Session: &session, Order: Oldest}, p)
 	if err != nil || len(list) > 0 || p.Cursor != "" {
-		return list, next, err
+		return list, links, err
 	}
 	if _, err := s.Session(ctx, sc, session); err != nil {
-		return nil, "", err
+		return nil, paging.Links{}, err
 	}
-	return list, "", nil
+	return list, links, nil
 }
 
 type statRow struct {
@@ -319,7 +308,7 @@ GROUP BY 1, 2, 3 LIMIT %s`, f.Bucket, category, name, source, l.param(MaxStats+1
 	})
 	out := make([]Stat, len(rows))
 	for i, r := range rows {
-		out[i] = Stat{Bucket: r.Bucket.UTC(), Count: r.Count}
+		out[i] = Stat{Bucket: apitime.New(r.Bucket), Count: r.Count}
 		if r.Category.Valid {
 			out[i].Category = &r.Category.String
 		}
@@ -352,27 +341,26 @@ type sessionRow struct {
 }
 
 func (r sessionRow) toSession() Session {
-	return Session{ID: r.ID, ApplicationID: r.AppID, CreatedAt: r.CreatedAt.UTC(), RegisteredAt: timePtr(r.RegisteredAt),
-		FirstEventAt: timePtr(r.FirstEventAt), LastEventAt: timePtr(r.LastEventAt), EventCount: r.EventCount}
+	return Session{ID: r.ID, ApplicationID: r.AppID, CreatedAt: apitime.New(r.CreatedAt), RegisteredAt: apitime.Null(r.RegisteredAt),
+		FirstEventAt: apitime.Null(r.FirstEventAt), LastEventAt: apitime.Null(r.LastEventAt), EventCount: r.EventCount}
 }
 
 // Sessions lists sessions, newest first.
-func (s *Store) Sessions(ctx context.Context, sc Scope, f SessionFilter, p Page) ([]Session, string, error) {
-	after, err := decodeCursor(p.Cursor, Newest)
+func (s *Store) Sessions(ctx context.Context, sc Scope, f SessionFilter, p paging.Request) ([]Session, paging.Links, error) {
+	w, err := openWindow("sessions", Newest, p)
 	if err != nil {
-		return nil, "", err
+		return nil, paging.Links{}, err
 	}
 	var l list
 	l.scope(sc, f.Application)
 	l.between("created_at", f.From, f.To)
-	limit := limitOf(p)
-	q, args := l.page(sessionCols, "sessions", "created_at", Newest, after, limit)
+	q, args := l.page(sessionCols, "sessions", "created_at", w)
 	var rows []sessionRow
 	if err := s.selectRows(ctx, &rows, q, args...); err != nil {
-		return nil, "", err
+		return nil, paging.Links{}, err
 	}
-	return pageOf(rows, limit, Newest, func(r sessionRow) (Session, error) { return r.toSession(), nil },
-		func(x Session) (time.Time, uuid.UUID) { return x.CreatedAt, x.ID })
+	return pageOf(w, rows, func(r sessionRow) (Session, error) { return r.toSession(), nil },
+		func(r sessionRow) pos { return pos{r.CreatedAt, r.ID} })
 }
 
 // Session returns one session visible in sc.
@@ -400,7 +388,7 @@ type errorRow struct {
 
 func (r errorRow) toError() (Error, error) {
 	e := Error{ID: r.ID, ApplicationID: r.AppID, Stage: r.Stage, Payload: contract.NewPayload(r.Payload),
-		ReceivedAt: r.ReceivedAt.UTC(), DetectedAt: r.DetectedAt.UTC()}
+		ReceivedAt: apitime.New(r.ReceivedAt), DetectedAt: apitime.New(r.DetectedAt)}
 	if r.SessionID.Valid {
 		e.SessionID = &r.SessionID.UUID
 	}
@@ -412,21 +400,19 @@ func (r errorRow) toError() (Error, error) {
 }
 
 // Errors lists error records, newest first.
-func (s *Store) Errors(ctx context.Context, sc Scope, f ErrorFilter, p Page) ([]Error, string, error) {
-	after, err := decodeCursor(p.Cursor, Newest)
+func (s *Store) Errors(ctx context.Context, sc Scope, f ErrorFilter, p paging.Request) ([]Error, paging.Links, error) {
+	w, err := openWindow("errors", Newest, p)
 	if err != nil {
-		return nil, "", err
+		return nil, paging.Links{}, err
 	}
 	var l list
 	l.errorFilter(sc, f) // errors.go
-	limit := limitOf(p)
-	q, args := l.page(errorCols, "errors", "detected_at", Newest, after, limit)
+	q, args := l.page(errorCols, "errors", "detected_at", w)
 	var rows []errorRow
 	if err := s.selectRows(ctx, &rows, q, args...); err != nil {
-		return nil, "", err
+		return nil, paging.Links{}, err
 	}
-	return pageOf(rows, limit, Newest, errorRow.toError,
-		func(e Error) (time.Time, uuid.UUID) { return e.DetectedAt, e.ID })
+	return pageOf(w, rows, errorRow.toError, func(r errorRow) pos { return pos{r.DetectedAt, r.ID} })
 }
 
 // Error returns one error record visible in sc.
@@ -488,12 +474,4 @@ func notFound(err error) error {
 		return fmt.Errorf("query: %w", err)
 	}
 	return nil
-}
-
-func timePtr(t sql.NullTime) *time.Time {
-	if !t.Valid {
-		return nil
-	}
-	u := t.Time.UTC()
-	return &u
 }

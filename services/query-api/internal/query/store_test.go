@@ -15,6 +15,7 @@ import (
 	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/testkit"
+	"github.com/the-eye/eye/services/query-api/internal/paging"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }
@@ -105,11 +106,11 @@ func TestScopeHidesOtherApplications(t *testing.T) {
 	if _, err := s.Patch(ctx, Scope{AppID: mine}, Actor{AppID: mine}, other, "", map[string]json.RawMessage{"name": json.RawMessage(`"x"`)}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("patching another application's event: %v", err)
 	}
-	list, _, err := s.Events(ctx, Scope{AppID: mine}, EventFilter{}, Page{})
+	list, _, err := s.Events(ctx, Scope{AppID: mine}, EventFilter{}, paging.Request{})
 	if err != nil || len(list) != 1 || list[0].ApplicationID != mine {
 		t.Fatalf("list: %v %+v", err, list)
 	}
-	all, _, _ := s.Events(ctx, Scope{}, EventFilter{}, Page{})
+	all, _, _ := s.Events(ctx, Scope{}, EventFilter{}, paging.Request{})
 	if len(all) != 2 {
 		t.Fatalf("admin sees %d events", len(all))
 	}
@@ -128,7 +129,7 @@ func TestPaginationStableUnderInserts(t *testing.T) {
 	seen := map[uuid.UUID]bool{}
 	cursor := ""
 	for page := 0; ; page++ {
-		list, next, err := s.Events(ctx, Scope{}, EventFilter{Order: Oldest}, Page{Limit: 7, Cursor: cursor})
+		list, links, err := s.Events(ctx, Scope{}, EventFilter{Order: Oldest}, paging.Request{Limit: 7, Cursor: cursor})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,10 +139,10 @@ func TestPaginationStableUnderInserts(t *testing.T) {
 			}
 			seen[e.ID] = true
 		}
-		if next == "" {
+		if links.Next == nil {
 			break
 		}
-		cursor = next
+		cursor = *links.Next
 		// Newer rows arrive and older ones are backfilled while paging.
 		insert(t, db, app, session, t0.Add(time.Hour+time.Duration(page)*time.Second))
 		insert(t, db, app, session, t0.Add(-time.Hour))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/the-eye/eye/pkg/contract"
+	"github.com/the-eye/eye/services/query-api/internal/paging"
 )
 
 // Producer writes messages and returns once Kafka acknowledged them all.
@@ -64,7 +65,7 @@ func (p *Publisher) Publish(ctx context.Context, recs ...Record) error {
 	msgs := make([]contract.Message, len(recs))
 	for i, r := range recs {
 		m, err := contract.Encode(p.cfg.Topic, contract.SchemaKey(r.Category, r.Name, r.Version), &contract.Schema{
-			Category: r.Category, Name: r.Name, Version: r.Version, Schema: r.Schema, CreatedAt: r.CreatedAt})
+			Category: r.Category, Name: r.Name, Version: r.Version, Schema: r.Schema, CreatedAt: r.CreatedAt.Time})
 		if err != nil {
 			return err
 		}
@@ -116,19 +117,19 @@ func (p *Publisher) Run(ctx context.Context) {
 // all), a batch at a time.
 func (p *Publisher) publishPending(ctx context.Context, all bool) error {
 	if all {
-		page := Page{Limit: batchSize}
+		page := paging.Request{Limit: batchSize}
 		for {
-			recs, next, err := p.cfg.Store.List(ctx, Filter{}, page)
+			recs, links, err := p.cfg.Store.List(ctx, Filter{}, page)
 			if err != nil {
 				return err
 			}
 			if err := p.publish(ctx, recs); err != nil {
 				return err
 			}
-			if next == "" {
+			if links.Next == nil {
 				return nil
 			}
-			page.Cursor = next
+			page.Cursor = *links.Next
 		}
 	}
 	for {

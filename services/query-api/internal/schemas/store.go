@@ -8,7 +8,6 @@ package schemas
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,8 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/the-eye/eye/pkg/schema"
+	"github.com/the-eye/eye/services/query-api/internal/apitime"
+	"github.com/the-eye/eye/services/query-api/internal/paging"
 )
 
 // Errors of the store.
@@ -28,14 +29,6 @@ var (
 	// ErrConflict: a version exists with other content; versions are
 	// immutable.
 	ErrConflict = errors.New("schema version exists with different content")
-	// ErrBadCursor: a list cursor that this store did not make.
-	ErrBadCursor = errors.New("invalid cursor")
-)
-
-// Page sizes of List.
-const (
-	DefaultLimit = 100
-	MaxLimit     = 1000
 )
 
 // Record is a stored schema version.
@@ -46,26 +39,20 @@ type Record struct {
 	// Schema is the JSON Schema document, as Postgres's jsonb gives it back
 	// (same meaning, keys possibly reordered).
 	Schema    json.RawMessage `json:"schema"`
-	CreatedAt time.Time       `json:"created_at"`
+	CreatedAt apitime.Time    `json:"created_at"`
 	// CreatedBy is the id of the admin key that added it; null for a
 	// version loaded from EYE_SCHEMA_DIR.
 	CreatedBy *uuid.UUID `json:"created_by" extensions:"x-nullable"`
 	// PublishedAt is when the schemas topic acknowledged it, i.e. when
 	// validators could start applying it; null until then (query-api
 	// retries every few seconds).
-	PublishedAt *time.Time `json:"published_at" extensions:"x-nullable"`
+	PublishedAt *apitime.Time `json:"published_at" extensions:"x-nullable"`
 }
 
 // Filter narrows List; empty fields match everything.
 type Filter struct {
 	Category string
 	Name     string
-}
-
-// Page asks for one page of a list.
-type Page struct {
-	Limit  int    // 1..MaxLimit, 0 for DefaultLimit
-	Cursor string // "" for the first page
 }
 
 // Store keeps schema versions in Postgres.
@@ -95,13 +82,10 @@ type row struct {
 }
 
 func (r row) record() Record {
-	rec := Record{Category: r.Category, Name: r.Name, Version: r.Version, Schema: r.Schema, CreatedAt: r.CreatedAt.UTC()}
+	rec := Record{Category: r.Category, Name: r.Name, Version: r.Version, Schema: r.Schema,
+		CreatedAt: apitime.New(r.CreatedAt), PublishedAt: apitime.Null(r.PublishedAt)}
 	if r.CreatedBy.Valid {
 		rec.CreatedBy = &r.CreatedBy.UUID
-	}
-	if r.PublishedAt.Valid {
-		t := r.PublishedAt.Time.UTC()
-		rec.PublishedAt = &t
 	}
 	return rec
 }
@@ -188,50 +172,51 @@ func (s *Store) Get(ctx context.Context, category, name string, version int) (Re
 	return r.record(), nil
 }
 
-// cursor is the position after the last version of a page.
-type cursor struct {
+// pos is a version's position in the list.
+type pos struct {
 	C string `json:"c"`
 	N string `json:"n"`
 	V int    `json:"v"`
 }
 
-// List lists versions by category, name and version, a page at a time;
-// next is "" after the last page.
-func (s *Store) List(ctx context.Context, f Filter, p Page) (recs []Record, next string, err error) {
-	limit := p.Limit
-	if limit <= 0 {
-		limit = DefaultLimit
+// List lists versions by category, name and version, a page at a time.
+func (s *Store) List(ctx context.Context, f Filter, p paging.Request) ([]Record, paging.Links, error) {
+	const list = "schemas"
+	cur, err := paging.Decode[pos](list, p.Cursor)
+	if err != nil {
+		return nil, paging.Links{}, err
 	}
-	limit = min(limit, MaxLimit)
-	var after cursor
-	first := p.Cursor == ""
-	if !first {
-		b, err := base64.RawURLEncoding.DecodeString(p.Cursor)
-		if err != nil || json.Unmarshal(b, &after) != nil || after.V < 1 {
-			return nil, "", ErrBadCursor
-		}
-	}
-	const q = `
+	// $3: the first page; otherwise the versions after the position, or
+	// before it read backwards.
+	q := `
 		SELECT ` + cols + ` FROM event_schemas
 		WHERE ($1 = '' OR category = $1) AND ($2 = '' OR name = $2)
 		  AND ($3 OR (category, name, version) > ($4, $5, $6))
 		ORDER BY category, name, version LIMIT $7`
+	var after pos
+	if cur != nil {
+		after = cur.Pos
+		if cur.Reverse {
+			q = `
+		SELECT ` + cols + ` FROM event_schemas
+		WHERE ($1 = '' OR category = $1) AND ($2 = '' OR name = $2)
+		  AND ($3 OR (category, name, version) < ($4, $5, $6))
+		ORDER BY category DESC, name DESC, version DESC LIMIT $7`
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	limit := p.Size()
 	var rows []row
-	if err := s.db.SelectContext(ctx, &rows, q, f.Category, f.Name, first, after.C, after.N, after.V, limit+1); err != nil {
-		return nil, "", fmt.Errorf("list schemas: %w", err)
+	if err := s.db.SelectContext(ctx, &rows, q, f.Category, f.Name, cur == nil, after.C, after.N, after.V, limit+1); err != nil {
+		return nil, paging.Links{}, fmt.Errorf("list schemas: %w", err)
 	}
-	recs = make([]Record, 0, min(len(rows), limit))
-	for _, r := range rows[:min(len(rows), limit)] {
-		recs = append(recs, r.record())
+	rows, links := paging.Cut(list, rows, limit, cur, func(r row) pos { return pos{r.Category, r.Name, r.Version} })
+	recs := make([]Record, len(rows))
+	for i, r := range rows {
+		recs[i] = r.record()
 	}
-	if len(rows) > limit {
-		last := rows[limit-1]
-		b, _ := json.Marshal(cursor{C: last.Category, N: last.Name, V: last.Version}) // plain fields: cannot fail
-		next = base64.RawURLEncoding.EncodeToString(b)
-	}
-	return recs, next, nil
+	return recs, links, nil
 }
 
 // Unpublished returns up to limit versions the schemas topic has not

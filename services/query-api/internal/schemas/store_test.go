@@ -16,6 +16,7 @@ import (
 	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/schema"
 	"github.com/the-eye/eye/pkg/testkit"
+	"github.com/the-eye/eye/services/query-api/internal/paging"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }
@@ -124,7 +125,7 @@ func TestLoadDir(t *testing.T) {
 	if added, err := LoadDir(ctx, s, shipped); err != nil || added != 0 {
 		t.Fatalf("loading again: %d %v", added, err)
 	}
-	recs, _, err := s.List(ctx, Filter{Category: "page interaction"}, Page{})
+	recs, _, err := s.List(ctx, Filter{Category: "page interaction"}, paging.Request{})
 	if err != nil || len(recs) != 2 || recs[0].Name != "cta click" || recs[1].Name != "pageview" {
 		t.Fatalf("listed %+v %v", recs, err)
 	}
