@@ -61,8 +61,8 @@ vet:
 # each Swagger 2 document is then converted to OpenAPI 3 (openapi3.json,
 # served at /docs/openapi.json).
 swagger: ## regenerate the API docs: Swagger 2 from the handler annotations, OpenAPI 3 from it
-	cd services/ingest-gateway && $(SWAG) init -q -g cmd/ingest-gateway/main.go -o internal/docs --outputTypes go,json --parseDependency --parseInternal
-	cd services/query-api && $(SWAG) init -q -g cmd/query-api/main.go -o internal/docs --outputTypes go,json --parseDependency --parseInternal
+	cd services/ingest-gateway && $(SWAG) init -q -g cmd/ingest-gateway/main.go -o internal/docs --outputTypes go,json --parseDependency --parseInternal --requiredByDefault
+	cd services/query-api && $(SWAG) init -q -g cmd/query-api/main.go -o internal/docs --outputTypes go,json --parseDependency --parseInternal --requiredByDefault
 	@for s in ingest-gateway query-api; do \
 	  go run ./pkg/cmd/eye-openapi3 services/$$s/internal/docs/swagger.json services/$$s/internal/docs/openapi3.json || exit 1; done
 

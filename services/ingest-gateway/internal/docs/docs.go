@@ -313,6 +313,10 @@ const docTemplate = `{
         },
         "event.Reason": {
             "type": "object",
+            "required": [
+                "code",
+                "message"
+            ],
             "properties": {
                 "code": {
                     "$ref": "#/definitions/event.Code"
@@ -327,6 +331,10 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_ingest-gateway_internal_ingest.Receipt": {
             "type": "object",
+            "required": [
+                "id",
+                "status"
+            ],
             "properties": {
                 "id": {
                     "type": "string"
@@ -338,12 +346,19 @@ const docTemplate = `{
                     }
                 },
                 "status": {
-                    "type": "string"
+                    "type": "string",
+                    "enum": [
+                        "accepted",
+                        "rejected"
+                    ]
                 }
             }
         },
         "httpx.ErrorBody": {
             "type": "object",
+            "required": [
+                "error"
+            ],
             "properties": {
                 "error": {
                     "$ref": "#/definitions/httpx.ErrorDetail"
@@ -352,6 +367,10 @@ const docTemplate = `{
         },
         "httpx.ErrorDetail": {
             "type": "object",
+            "required": [
+                "code",
+                "message"
+            ],
             "properties": {
                 "code": {
                     "type": "string",
@@ -365,6 +384,12 @@ const docTemplate = `{
         },
         "internal_httpapi.EventDoc": {
             "type": "object",
+            "required": [
+                "category",
+                "data",
+                "name",
+                "timestamp"
+            ],
             "properties": {
                 "category": {
                     "type": "string",
@@ -401,18 +426,28 @@ const docTemplate = `{
         },
         "internal_httpapi.SessionReceipt": {
             "type": "object",
+            "required": [
+                "id",
+                "status"
+            ],
             "properties": {
                 "id": {
                     "type": "string"
                 },
                 "status": {
                     "type": "string",
+                    "enum": [
+                        "registered"
+                    ],
                     "example": "registered"
                 }
             }
         },
         "internal_httpapi.SessionRef": {
             "type": "object",
+            "required": [
+                "id"
+            ],
             "properties": {
                 "id": {
                     "type": "string",

@@ -100,7 +100,7 @@ func (a *API) bounded(c *gin.Context) {
 // EventDoc documents an event as clients send it (either session shape).
 type EventDoc struct {
 	ID        string         `json:"id,omitempty" example:"01913a8e-7f3a-7cc2-9d6a-8b4f0e1c2d3e"`
-	SessionID string         `json:"session_id" example:"9ab1b579-7021-4e0c-8ea1-2ac9f52f3058"`
+	SessionID string         `json:"session_id" validate:"optional" example:"9ab1b579-7021-4e0c-8ea1-2ac9f52f3058"`
 	Session   *SessionRef    `json:"session,omitempty"`
 	Category  string         `json:"category" example:"page interaction"`
 	Name      string         `json:"name" example:"pageview"`
@@ -200,13 +200,13 @@ func (a *API) postStream(c *gin.Context) {
 
 // SessionRequest optionally carries the application's own session id.
 type SessionRequest struct {
-	ID string `json:"id" example:"9ab1b579-7021-4e0c-8ea1-2ac9f52f3058"`
+	ID string `json:"id" validate:"optional" example:"9ab1b579-7021-4e0c-8ea1-2ac9f52f3058"`
 }
 
 // SessionReceipt answers a session registration.
 type SessionReceipt struct {
 	ID     uuid.UUID `json:"id"`
-	Status string    `json:"status" example:"registered"`
+	Status string    `json:"status" enums:"registered" example:"registered"`
 }
 
 // postSessions registers a session.

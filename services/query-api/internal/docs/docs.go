@@ -2341,6 +2341,10 @@ const docTemplate = `{
     "definitions": {
         "contract.Payload": {
             "type": "object",
+            "required": [
+                "data",
+                "encoding"
+            ],
             "properties": {
                 "data": {
                     "type": "string"
@@ -2446,6 +2450,10 @@ const docTemplate = `{
         },
         "event.Reason": {
             "type": "object",
+            "required": [
+                "code",
+                "message"
+            ],
             "properties": {
                 "code": {
                     "$ref": "#/definitions/event.Code"
@@ -2460,6 +2468,13 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_admin.Application": {
             "type": "object",
+            "required": [
+                "created_at",
+                "disabled_at",
+                "id",
+                "name",
+                "settings"
+            ],
             "properties": {
                 "created_at": {
                     "type": "string"
@@ -2482,6 +2497,17 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_admin.CreatedKey": {
             "type": "object",
+            "required": [
+                "application_id",
+                "created_at",
+                "expires_at",
+                "id",
+                "key",
+                "label",
+                "prefix",
+                "revoked_at",
+                "scopes"
+            ],
             "properties": {
                 "application_id": {
                     "type": "string"
@@ -2525,6 +2551,16 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_admin.Key": {
             "type": "object",
+            "required": [
+                "application_id",
+                "created_at",
+                "expires_at",
+                "id",
+                "label",
+                "prefix",
+                "revoked_at",
+                "scopes"
+            ],
             "properties": {
                 "application_id": {
                     "type": "string"
@@ -2564,6 +2600,18 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_admin.RotatedKey": {
             "type": "object",
+            "required": [
+                "application_id",
+                "created_at",
+                "expires_at",
+                "id",
+                "key",
+                "label",
+                "prefix",
+                "previous",
+                "revoked_at",
+                "scopes"
+            ],
             "properties": {
                 "application_id": {
                     "type": "string"
@@ -2610,6 +2658,13 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_admin.Settings": {
             "type": "object",
+            "required": [
+                "allowed_origins",
+                "rate_burst",
+                "rate_limit",
+                "strict_sessions",
+                "strict_types"
+            ],
             "properties": {
                 "allowed_origins": {
                     "type": "array",
@@ -2639,6 +2694,17 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.AuditEntry": {
             "type": "object",
+            "required": [
+                "action",
+                "actor_app_id",
+                "actor_key_id",
+                "after",
+                "at",
+                "before",
+                "event_id",
+                "id",
+                "session_id"
+            ],
             "properties": {
                 "action": {
                     "type": "string",
@@ -2689,6 +2755,14 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.Erasure": {
             "type": "object",
+            "required": [
+                "audit_entries",
+                "errors",
+                "events",
+                "session",
+                "session_id",
+                "tombstone_id"
+            ],
             "properties": {
                 "audit_entries": {
                     "type": "integer",
@@ -2717,6 +2791,23 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.Error": {
             "type": "object",
+            "required": [
+                "application_id",
+                "category",
+                "detected_at",
+                "id",
+                "name",
+                "payload",
+                "reasons",
+                "received_at",
+                "replay_attempts",
+                "replay_of",
+                "replayed_as",
+                "replayed_at",
+                "schema_version",
+                "session_id",
+                "stage"
+            ],
             "properties": {
                 "application_id": {
                     "type": "string"
@@ -2787,6 +2878,16 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.ErrorGroup": {
             "type": "object",
+            "required": [
+                "category",
+                "count",
+                "first_seen",
+                "last_seen",
+                "name",
+                "reason",
+                "schema_version",
+                "stage"
+            ],
             "properties": {
                 "category": {
                     "description": "Category, Name and SchemaVersion are null in a group of records that\nhave none (e.g. payloads that are not JSON objects).",
@@ -2830,6 +2931,11 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.ErrorSummary": {
             "type": "object",
+            "required": [
+                "by",
+                "groups",
+                "truncated"
+            ],
             "properties": {
                 "by": {
                     "description": "By lists the dimensions grouped by, in the order asked.",
@@ -2857,6 +2963,21 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.Event": {
             "type": "object",
+            "required": [
+                "application_id",
+                "category",
+                "client_timestamp",
+                "data",
+                "id",
+                "name",
+                "received_at",
+                "replayed_from",
+                "session",
+                "session_id",
+                "timestamp",
+                "updated_at",
+                "version"
+            ],
             "properties": {
                 "application_id": {
                     "type": "string"
@@ -2914,6 +3035,12 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.ReplayFailure": {
             "type": "object",
+            "required": [
+                "code",
+                "count",
+                "error_ids",
+                "message"
+            ],
             "properties": {
                 "code": {
                     "allOf": [
@@ -2948,6 +3075,16 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.ReplayReport": {
             "type": "object",
+            "required": [
+                "checked",
+                "dry_run",
+                "failing",
+                "failures",
+                "matched",
+                "more",
+                "passing",
+                "published"
+            ],
             "properties": {
                 "checked": {
                     "description": "Checked lists the checks applied. The writer's session checks\n(unknown_session with strict sessions, session_conflict) are not:\nan event failing those becomes a new error record.",
@@ -3005,6 +3142,14 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.ReplayResult": {
             "type": "object",
+            "required": [
+                "attempt",
+                "error_id",
+                "event_id",
+                "passes",
+                "published",
+                "reasons"
+            ],
             "properties": {
                 "attempt": {
                     "description": "Attempt is the replay attempt number published; 0 when none was.",
@@ -3037,6 +3182,15 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.Session": {
             "type": "object",
+            "required": [
+                "application_id",
+                "created_at",
+                "event_count",
+                "first_event_at",
+                "id",
+                "last_event_at",
+                "registered_at"
+            ],
             "properties": {
                 "application_id": {
                     "type": "string"
@@ -3066,6 +3220,9 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.SessionRef": {
             "type": "object",
+            "required": [
+                "id"
+            ],
             "properties": {
                 "id": {
                     "type": "string"
@@ -3074,6 +3231,10 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.Stat": {
             "type": "object",
+            "required": [
+                "bucket",
+                "count"
+            ],
             "properties": {
                 "bucket": {
                     "description": "the bucket's start, UTC",
@@ -3096,6 +3257,15 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_schemas.Record": {
             "type": "object",
+            "required": [
+                "category",
+                "created_at",
+                "created_by",
+                "name",
+                "published_at",
+                "schema",
+                "version"
+            ],
             "properties": {
                 "category": {
                     "type": "string",
@@ -3129,6 +3299,9 @@ const docTemplate = `{
         },
         "httpx.ErrorBody": {
             "type": "object",
+            "required": [
+                "error"
+            ],
             "properties": {
                 "error": {
                     "$ref": "#/definitions/httpx.ErrorDetail"
@@ -3137,6 +3310,10 @@ const docTemplate = `{
         },
         "httpx.ErrorDetail": {
             "type": "object",
+            "required": [
+                "code",
+                "message"
+            ],
             "properties": {
                 "code": {
                     "type": "string",
@@ -3150,6 +3327,11 @@ const docTemplate = `{
         },
         "internal_httpapi.ApplicationList": {
             "type": "object",
+            "required": [
+                "next",
+                "previous",
+                "results"
+            ],
             "properties": {
                 "next": {
                     "description": "Next is the URL of the next page; null on the last page.",
@@ -3204,6 +3386,9 @@ const docTemplate = `{
         },
         "internal_httpapi.ApplicationRequest": {
             "type": "object",
+            "required": [
+                "name"
+            ],
             "properties": {
                 "allowed_origins": {
                     "type": "array",
@@ -3236,6 +3421,11 @@ const docTemplate = `{
         },
         "internal_httpapi.AuditList": {
             "type": "object",
+            "required": [
+                "next",
+                "previous",
+                "results"
+            ],
             "properties": {
                 "next": {
                     "description": "Next is the URL of the next page; null on the last page.",
@@ -3258,6 +3448,11 @@ const docTemplate = `{
         },
         "internal_httpapi.ErrorList": {
             "type": "object",
+            "required": [
+                "next",
+                "previous",
+                "results"
+            ],
             "properties": {
                 "next": {
                     "description": "Next is the URL of the next page; null on the last page.",
@@ -3301,6 +3496,11 @@ const docTemplate = `{
         },
         "internal_httpapi.EventList": {
             "type": "object",
+            "required": [
+                "next",
+                "previous",
+                "results"
+            ],
             "properties": {
                 "next": {
                     "description": "Next is the URL of the next page; null on the last page.",
@@ -3323,6 +3523,11 @@ const docTemplate = `{
         },
         "internal_httpapi.KeyList": {
             "type": "object",
+            "required": [
+                "next",
+                "previous",
+                "results"
+            ],
             "properties": {
                 "next": {
                     "description": "Next is the URL of the next page; null on the last page.",
@@ -3345,6 +3550,9 @@ const docTemplate = `{
         },
         "internal_httpapi.KeyRequest": {
             "type": "object",
+            "required": [
+                "scopes"
+            ],
             "properties": {
                 "label": {
                     "type": "string",
@@ -3381,6 +3589,11 @@ const docTemplate = `{
         },
         "internal_httpapi.SchemaList": {
             "type": "object",
+            "required": [
+                "next",
+                "previous",
+                "results"
+            ],
             "properties": {
                 "next": {
                     "description": "Next is the URL of the next page; null on the last page.",
@@ -3403,6 +3616,11 @@ const docTemplate = `{
         },
         "internal_httpapi.SchemaRequest": {
             "type": "object",
+            "required": [
+                "category",
+                "name",
+                "schema"
+            ],
             "properties": {
                 "category": {
                     "type": "string",
@@ -3419,6 +3637,11 @@ const docTemplate = `{
         },
         "internal_httpapi.SessionList": {
             "type": "object",
+            "required": [
+                "next",
+                "previous",
+                "results"
+            ],
             "properties": {
                 "next": {
                     "description": "Next is the URL of the next page; null on the last page.",
@@ -3441,6 +3664,13 @@ const docTemplate = `{
         },
         "internal_httpapi.StatsResult": {
             "type": "object",
+            "required": [
+                "bucket",
+                "from",
+                "group",
+                "results",
+                "to"
+            ],
             "properties": {
                 "bucket": {
                     "type": "string",

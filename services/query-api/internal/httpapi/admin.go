@@ -32,33 +32,33 @@ func (a *API) registerAdmin(r gin.IRoutes, adminScope gin.HandlerFunc) {
 // ApplicationRequest is the body that creates an application.
 type ApplicationRequest struct {
 	Name           string   `json:"name" example:"web shop"`
-	AllowedOrigins []string `json:"allowed_origins" example:"https://shop.example"`
-	RateLimit      float64  `json:"rate_limit" example:"50"`
-	RateBurst      int      `json:"rate_burst" example:"100"`
-	StrictSessions bool     `json:"strict_sessions"`
-	StrictTypes    bool     `json:"strict_types"`
+	AllowedOrigins []string `json:"allowed_origins" validate:"optional" example:"https://shop.example"`
+	RateLimit      float64  `json:"rate_limit" validate:"optional" example:"50"`
+	RateBurst      int      `json:"rate_burst" validate:"optional" example:"100"`
+	StrictSessions bool     `json:"strict_sessions" validate:"optional"`
+	StrictTypes    bool     `json:"strict_types" validate:"optional"`
 }
 
 // ApplicationPatch is the body that changes an application: the fields
 // present are set, the others kept.
 type ApplicationPatch struct {
-	Name           *string   `json:"name" example:"web shop"`
-	AllowedOrigins *[]string `json:"allowed_origins" example:"https://shop.example"`
-	RateLimit      *float64  `json:"rate_limit" example:"50"`
-	RateBurst      *int      `json:"rate_burst" example:"100"`
-	StrictSessions *bool     `json:"strict_sessions"`
-	StrictTypes    *bool     `json:"strict_types"`
+	Name           *string   `json:"name" validate:"optional" example:"web shop"`
+	AllowedOrigins *[]string `json:"allowed_origins" validate:"optional" example:"https://shop.example"`
+	RateLimit      *float64  `json:"rate_limit" validate:"optional" example:"50"`
+	RateBurst      *int      `json:"rate_burst" validate:"optional" example:"100"`
+	StrictSessions *bool     `json:"strict_sessions" validate:"optional"`
+	StrictTypes    *bool     `json:"strict_types" validate:"optional"`
 }
 
 // KeyRequest is the body that creates a key.
 type KeyRequest struct {
 	Scopes []auth.Scope `json:"scopes" swaggertype:"array,string" example:"write"`
-	Label  string       `json:"label" example:"checkout page"`
+	Label  string       `json:"label" validate:"optional" example:"checkout page"`
 }
 
 // RotateRequest is the (optional) body of a rotation.
 type RotateRequest struct {
-	Overlap string `json:"overlap" example:"24h"`
+	Overlap string `json:"overlap" validate:"optional" example:"24h"`
 }
 
 // ApplicationList is a page of applications.

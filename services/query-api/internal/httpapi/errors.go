@@ -108,7 +108,7 @@ func (a *API) errorSummary(c *gin.Context) {
 type ReplayRequest struct {
 	// Payload is the corrected event document, replayed instead of the
 	// original payload.
-	Payload json.RawMessage `json:"payload" swaggertype:"object"`
+	Payload json.RawMessage `json:"payload" validate:"optional" swaggertype:"object"`
 }
 
 // replayError replays one error record.

@@ -170,10 +170,10 @@ func (a *API) getEvent(c *gin.Context) {
 
 // EventChange documents the fields PUT and PATCH accept.
 type EventChange struct {
-	Category  string         `json:"category" example:"page interaction"`
-	Name      string         `json:"name" example:"pageview"`
-	Data      map[string]any `json:"data"`
-	Timestamp string         `json:"timestamp" example:"2021-01-01 09:15:27.243860"`
+	Category  string         `json:"category" validate:"optional" example:"page interaction"`
+	Name      string         `json:"name" validate:"optional" example:"pageview"`
+	Data      map[string]any `json:"data" validate:"optional"`
+	Timestamp string         `json:"timestamp" validate:"optional" example:"2021-01-01 09:15:27.243860"`
 }
 
 // putEvent replaces an event's fields.
