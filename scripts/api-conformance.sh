@@ -90,7 +90,7 @@ ready "$gw" && ready "$q" || { tail -50 "$report/pipeline.log" >&2; log "the pip
 . "$work/home/keys.env"
 write_key=$EYE_DEV_WRITE_KEY
 read_key=$EYE_DEV_READ_KEY
-admin_key=${EYE_DEV_ADMIN_KEY:-$EYE_DEV_READ_KEY}
+admin_key=$EYE_DEV_ADMIN_KEY
 
 # --- data to read -------------------------------------------------------------
 # A few events and error records of every shape, so that the query-api's

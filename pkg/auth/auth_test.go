@@ -28,13 +28,23 @@ func TestKeysRevocationAndScopes(t *testing.T) {
 	}
 	write, _ := NewKey(ScopeWrite)
 	read, _ := NewKey(ScopeRead)
-	if !strings.HasPrefix(write, "eye_w_") || !strings.HasPrefix(read, "eye_r_") || len(write) != 38 {
-		t.Fatalf("keys %q %q", write, read)
+	adm, _ := NewKey(ScopeAdmin)
+	if !strings.HasPrefix(write, "eye_w_") || !strings.HasPrefix(read, "eye_r_") || !strings.HasPrefix(adm, "eye_a_") || len(write) != 38 {
+		t.Fatalf("keys %q %q %q", write, read, adm)
 	}
-	if err := store.RegisterDevKeys(ctx, write, read); err != nil {
+	// A read key that an older start-up registered with admin rights
+	// loses them when the dev keys are registered again.
+	if err := store.EnsureApplication(ctx, DevAppID, "dev"); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.RegisterDevKeys(ctx, write, read); err != nil { // every start-up does it again
+	if err := store.PutKey(ctx, DevAppID, read, "dev read", ScopeRead, ScopeAdmin); err != nil {
+		t.Fatal(err)
+	}
+	dev := DevKeys{Write: write, Read: read, Admin: adm}
+	if err := store.RegisterDevKeys(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.RegisterDevKeys(ctx, dev); err != nil { // every start-up does it again
 		t.Fatal(err)
 	}
 	const ttl = 300 * time.Millisecond
@@ -47,8 +57,12 @@ func TestKeysRevocationAndScopes(t *testing.T) {
 		t.Fatalf("write key: %+v %v", p, err)
 	}
 	p, err = a.Authenticate(ctx, read)
-	if err != nil || !p.Has(ScopeRead) || !p.Has(ScopeAdmin) || p.Has(ScopeWrite) {
+	if err != nil || !p.Has(ScopeRead) || p.Has(ScopeAdmin) || p.Has(ScopeWrite) || PrimaryScope(p.Scopes) != ScopeRead {
 		t.Fatalf("read key: %+v %v", p, err)
+	}
+	p, err = a.Authenticate(ctx, adm)
+	if err != nil || !p.Has(ScopeRead) || !p.Has(ScopeAdmin) || p.Has(ScopeWrite) || PrimaryScope(p.Scopes) != ScopeAdmin {
+		t.Fatalf("admin key: %+v %v", p, err)
 	}
 	if _, err := a.Authenticate(ctx, "eye_w_nope"); !errors.Is(err, ErrUnknownKey) {
 		t.Fatalf("unknown key: %v", err)

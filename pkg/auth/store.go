@@ -136,23 +136,37 @@ func (s *PGStore) PutKey(ctx context.Context, app uuid.UUID, key, label string, 
 // DevAppID is the application that development keys belong to.
 var DevAppID = uuid.MustParse("00000000-0000-4000-8000-00000000de00")
 
-// RegisterDevKeys registers the development keys (EYE_DEV_WRITE_KEY and
-// EYE_DEV_READ_KEY) for the dev application: the write key may ingest, the
-// read key may read and administer. Empty keys are skipped.
-func (s *PGStore) RegisterDevKeys(ctx context.Context, writeKey, readKey string) error {
-	if writeKey == "" && readKey == "" {
+// DevKeys are the development keys registered at start-up for the dev
+// application (EYE_DEV_WRITE_KEY, EYE_DEV_READ_KEY, EYE_DEV_ADMIN_KEY). Each
+// does what its name says: Write ingests, Read queries, Admin queries and
+// administers. Empty keys are skipped.
+type DevKeys struct {
+	Write, Read, Admin string
+}
+
+// RegisterDevKeys registers keys for the dev application, each with the
+// scopes its name says (the admin key reads too). A key already stored gets
+// those scopes back, so a key that earlier start-ups registered with more
+// rights loses them.
+func (s *PGStore) RegisterDevKeys(ctx context.Context, keys DevKeys) error {
+	if keys == (DevKeys{}) {
 		return nil
 	}
 	if err := s.EnsureApplication(ctx, DevAppID, "dev"); err != nil {
 		return err
 	}
-	if writeKey != "" {
-		if err := s.PutKey(ctx, DevAppID, writeKey, "dev write", ScopeWrite); err != nil {
-			return err
+	for _, k := range []struct {
+		key, label string
+		scopes     []Scope
+	}{
+		{keys.Write, "dev write", []Scope{ScopeWrite}},
+		{keys.Read, "dev read", []Scope{ScopeRead}},
+		{keys.Admin, "dev admin", []Scope{ScopeRead, ScopeAdmin}},
+	} {
+		if k.key == "" {
+			continue
 		}
-	}
-	if readKey != "" {
-		if err := s.PutKey(ctx, DevAppID, readKey, "dev read", ScopeRead, ScopeAdmin); err != nil {
+		if err := s.PutKey(ctx, DevAppID, k.key, k.label, k.scopes...); err != nil {
 			return err
 		}
 	}
@@ -162,12 +176,12 @@ func (s *PGStore) RegisterDevKeys(ctx context.Context, writeKey, readKey string)
 // Setup is what a service that checks keys does at start-up: a key store on
 // db, the development keys registered (when given), and an authenticator
 // caching lookups for ttl.
-func Setup(ctx context.Context, db *sqlx.DB, ttl time.Duration, devWriteKey, devReadKey string) (*Authenticator, *PGStore, error) {
+func Setup(ctx context.Context, db *sqlx.DB, ttl time.Duration, dev DevKeys) (*Authenticator, *PGStore, error) {
 	keys, err := NewPGStore(db)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := keys.RegisterDevKeys(ctx, devWriteKey, devReadKey); err != nil {
+	if err := keys.RegisterDevKeys(ctx, dev); err != nil {
 		return nil, nil, err
 	}
 	a, err := NewAuthenticator(keys, ttl)

@@ -171,10 +171,12 @@ type Keys struct {
 	// CacheTTL is how long a key lookup is cached: how soon a revoked key
 	// stops working.
 	CacheTTL time.Duration `env:"EYE_KEY_CACHE_TTL" default:"5s"`
-	// DevWriteKey and DevReadKey, when set, are registered at start-up for
-	// the dev application (the read key with read and admin rights).
+	// DevWriteKey, DevReadKey and DevAdminKey, when set, are registered at
+	// start-up for the dev application with the scopes their names say
+	// (auth.RegisterDevKeys): write only, read only, read and admin.
 	DevWriteKey string `env:"EYE_DEV_WRITE_KEY" secret:"true"`
 	DevReadKey  string `env:"EYE_DEV_READ_KEY" secret:"true"`
+	DevAdminKey string `env:"EYE_DEV_ADMIN_KEY" secret:"true"`
 }
 
 // Logger returns a JSON slog logger for service at the configured level.

@@ -1,7 +1,8 @@
 // Package devstack starts the infrastructure The Eye needs on a developer's
-// machine without Docker: a private Postgres cluster from the machine's own
-// PostgreSQL binaries and an in-process Kafka-protocol broker (kfake). Both
-// `make run` and the tests use it.
+// machine without Docker: a private Postgres cluster (from the machine's
+// PostgreSQL binaries, or a build fetched once from Maven Central: see
+// pgbin) and an in-process Kafka-protocol broker (kfake). Both `make run`
+// and the tests use it.
 package devstack
 
 import (
@@ -14,13 +15,13 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/lib/pq"
 
+	"github.com/the-eye/eye/pkg/devstack/pgbin"
 	"github.com/the-eye/eye/pkg/pg"
 )
 
@@ -38,16 +39,23 @@ type PostgresOptions struct {
 	Dir     string // base directory; the cluster lives in Dir/pgdata
 	Port    int    // 0 picks a free port
 	Durable bool   // false turns fsync off: fast, for throwaway test clusters
+	// Bin is the directory of the server binaries; empty asks pgbin.Find,
+	// which may download them, reporting progress on stderr.
+	Bin string
 }
 
-// StartPostgres initialises (once) and starts a cluster under opts.Dir. When
-// the process runs as root, the cluster runs as the "postgres" user (or
-// "nobody"), since PostgreSQL refuses to run as root. A cluster already
-// running in that directory is reused.
+// StartPostgres initialises (once) and starts a cluster under opts.Dir,
+// with the binaries in opts.Bin or those pgbin.Find gives. When the process
+// runs as root, the cluster runs as the "postgres" user (or "nobody"), since
+// PostgreSQL refuses to run as root. A cluster already running in that
+// directory is reused.
 func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error) {
-	bin, err := postgresBinDir()
-	if err != nil {
-		return nil, err
+	bin := opts.Bin
+	var err error
+	if bin == "" {
+		if bin, err = pgbin.Find(ctx, os.Stderr); err != nil {
+			return nil, err
+		}
 	}
 	p := &Postgres{dataDir: filepath.Join(opts.Dir, "pgdata"), port: opts.Port, bin: bin}
 	if os.Geteuid() == 0 {
@@ -105,16 +113,9 @@ func (p *Postgres) prepare(base string) error {
 		return err
 	}
 	if p.cred != nil {
-		abs, err := filepath.Abs(base)
-		if err != nil {
-			return err
-		}
-		for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
-			if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o001 == 0 {
-				return fmt.Errorf("postgres runs as an unprivileged user, who cannot reach %s: chmod o+x %s", abs, dir)
-			}
-			if dir == filepath.Dir(dir) {
-				break
+		for _, path := range []string{base, p.bin} {
+			if err := reachable(path); err != nil {
+				return err
 			}
 		}
 	}
@@ -211,25 +212,21 @@ func (p *Postgres) run(ctx context.Context, tool string, args ...string) error {
 	return nil
 }
 
-// postgresBinDir finds the newest local PostgreSQL server binaries.
-func postgresBinDir() (string, error) {
-	if dir := os.Getenv("EYE_POSTGRES_BIN"); dir != "" {
-		return dir, nil
+// reachable checks that every folder above path lets others through, as
+// the unprivileged user PostgreSQL runs as must reach path.
+func reachable(path string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
 	}
-	if path, err := exec.LookPath("initdb"); err == nil {
-		return filepath.Dir(path), nil
+	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+		if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("postgres runs as an unprivileged user, who cannot reach %s: chmod o+x %s", abs, dir)
+		}
+		if dir == filepath.Dir(dir) {
+			return nil
+		}
 	}
-	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	if len(matches) == 0 {
-		return "", errors.New("PostgreSQL server binaries (initdb, pg_ctl) not found: install them (Debian: apt-get install postgresql) or set EYE_POSTGRES_DSN")
-	}
-	sort.Slice(matches, func(i, j int) bool { return versionOf(matches[i]) > versionOf(matches[j]) })
-	return filepath.Dir(matches[0]), nil
-}
-
-func versionOf(initdb string) int {
-	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(initdb))))
-	return v
 }
 
 func unprivileged() (*syscall.Credential, error) {

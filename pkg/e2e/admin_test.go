@@ -48,7 +48,7 @@ type storedEventApp struct {
 func TestApplicationsAndKeys(t *testing.T) {
 	p := startPipeline(t, pipelineOpts{})
 
-	res := do(t, "POST", p.query+"/admin/applications/", readKey, map[string]any{"name": "e2e shop"})
+	res := do(t, "POST", p.query+"/admin/applications/", adminKey, map[string]any{"name": "e2e shop"})
 	if res.status != http.StatusCreated {
 		t.Fatalf("create application: %d %s", res.status, res.body)
 	}
@@ -60,7 +60,7 @@ func TestApplicationsAndKeys(t *testing.T) {
 	keysURL := p.query + "/admin/applications/" + app.ID + "/keys"
 	newKey := func(scopes ...string) apiKey {
 		t.Helper()
-		res := do(t, "POST", keysURL, readKey, map[string]any{"scopes": scopes, "label": "e2e"})
+		res := do(t, "POST", keysURL, adminKey, map[string]any{"scopes": scopes, "label": "e2e"})
 		if res.status != http.StatusCreated {
 			t.Fatalf("create %v key: %d %s", scopes, res.status, res.body)
 		}
@@ -84,22 +84,22 @@ func TestApplicationsAndKeys(t *testing.T) {
 			{p.query + "/admin/applications", map[string]any{"name": "x", "rate_limit": -1}, "invalid_rate"},
 			{keysURL, map[string]any{"scopes": []string{"superuser"}}, "invalid_scope"},
 		} {
-			if res := do(t, "POST", c.url, readKey, c.body); res.status != http.StatusBadRequest || res.errorCode(t) != c.code {
+			if res := do(t, "POST", c.url, adminKey, c.body); res.status != http.StatusBadRequest || res.errorCode(t) != c.code {
 				t.Errorf("POST %s %v: %d %s, want 400 %s", c.url, c.body, res.status, res.body, c.code)
 			}
 		}
 		for _, u := range []string{"/admin/applications/" + uuid.NewString(), "/admin/applications/" + uuid.NewString() + "/keys"} {
-			if res := do(t, "GET", p.query+u, readKey, nil); res.status != http.StatusNotFound {
+			if res := do(t, "GET", p.query+u, adminKey, nil); res.status != http.StatusNotFound {
 				t.Errorf("GET %s: %d", u, res.status)
 			}
 		}
-		if res := do(t, "POST", p.query+"/admin/keys/"+uuid.NewString()+"/revoke", readKey, nil); res.status != http.StatusNotFound {
+		if res := do(t, "POST", p.query+"/admin/keys/"+uuid.NewString()+"/revoke", adminKey, nil); res.status != http.StatusNotFound {
 			t.Errorf("revoke an unknown key: %d", res.status)
 		}
 	})
 
 	t.Run("keys are listed without their material", func(t *testing.T) {
-		res := do(t, "GET", keysURL, readKey, nil)
+		res := do(t, "GET", keysURL, adminKey, nil)
 		var l page[apiKey]
 		res.json(t, &l)
 		if res.status != http.StatusOK || len(l.Results) != 2 || strings.Contains(string(res.body), w.Key) ||
@@ -131,8 +131,8 @@ func TestApplicationsAndKeys(t *testing.T) {
 		res.json(t, &ownReceipt)
 		do(t, "POST", p.gateway+"/events/", writeKey, seedEvent(devSession, "2021-06-15 00:00:00")).json(t, &devReceipt)
 		p.eventually(10*time.Second, "both events are stored", func() bool {
-			return do(t, "GET", p.query+"/events/"+ownReceipt.ID, readKey, nil).status == http.StatusOK &&
-				do(t, "GET", p.query+"/events/"+devReceipt.ID, readKey, nil).status == http.StatusOK
+			return do(t, "GET", p.query+"/events/"+ownReceipt.ID, adminKey, nil).status == http.StatusOK &&
+				do(t, "GET", p.query+"/events/"+devReceipt.ID, adminKey, nil).status == http.StatusOK
 		})
 		var l page[storedEventApp]
 		res = do(t, "GET", p.query+"/events/", r.Key, nil)
@@ -154,7 +154,7 @@ func TestApplicationsAndKeys(t *testing.T) {
 	})
 
 	t.Run("rotation: both keys work during the overlap", func(t *testing.T) {
-		res := do(t, "POST", p.query+"/admin/keys/"+r.ID+"/rotate", readKey, map[string]any{"overlap": "1h"})
+		res := do(t, "POST", p.query+"/admin/keys/"+r.ID+"/rotate", adminKey, map[string]any{"overlap": "1h"})
 		if res.status != http.StatusCreated {
 			t.Fatalf("rotate: %d %s", res.status, res.body)
 		}
@@ -170,7 +170,7 @@ func TestApplicationsAndKeys(t *testing.T) {
 			}
 		}
 		// A short overlap ends: the old write key stops, the new one goes on.
-		res = do(t, "POST", p.query+"/admin/keys/"+w.ID+"/rotate", readKey, map[string]any{"overlap": "2s"})
+		res = do(t, "POST", p.query+"/admin/keys/"+w.ID+"/rotate", adminKey, map[string]any{"overlap": "2s"})
 		var w2 apiKey
 		res.json(t, &w2)
 		if res.status != http.StatusCreated || w2.Key == "" {
@@ -194,7 +194,7 @@ func TestApplicationsAndKeys(t *testing.T) {
 		if res := do(t, "POST", p.gateway+"/events/", w.Key, seedEvent(uuid.NewString(), "2021-06-15 00:00:00")); res.status != http.StatusAccepted {
 			t.Fatalf("before: %d %s", res.status, res.body)
 		}
-		res := do(t, "POST", p.query+"/admin/keys/"+w.ID+"/revoke/", readKey, nil)
+		res := do(t, "POST", p.query+"/admin/keys/"+w.ID+"/revoke/", adminKey, nil)
 		var k apiKey
 		res.json(t, &k)
 		if res.status != http.StatusOK || k.RevokedAt == nil {
@@ -205,19 +205,19 @@ func TestApplicationsAndKeys(t *testing.T) {
 			return do(t, "POST", p.gateway+"/events/", w.Key, seedEvent(uuid.NewString(), "2021-06-15 00:00:00")).status == http.StatusUnauthorized
 		})
 		t.Logf("revoked key refused after %s", time.Since(start).Round(10*time.Millisecond))
-		if res := do(t, "POST", p.query+"/admin/keys/"+w.ID+"/rotate", readKey, nil); res.status != http.StatusConflict {
+		if res := do(t, "POST", p.query+"/admin/keys/"+w.ID+"/rotate", adminKey, nil); res.status != http.StatusConflict {
 			t.Errorf("rotate a revoked key: %d %s", res.status, res.body)
 		}
 	})
 
 	t.Run("disabling an application stops its keys; enabling restores them", func(t *testing.T) {
-		if res := do(t, "POST", p.query+"/admin/applications/"+app.ID+"/disable", readKey, nil); res.status != http.StatusOK {
+		if res := do(t, "POST", p.query+"/admin/applications/"+app.ID+"/disable", adminKey, nil); res.status != http.StatusOK {
 			t.Fatalf("disable: %d %s", res.status, res.body)
 		}
 		p.eventually(10*time.Second, "the disabled application's read key is refused", func() bool {
 			return do(t, "GET", p.query+"/events/", r.Key, nil).status == http.StatusUnauthorized
 		})
-		if res := do(t, "POST", p.query+"/admin/applications/"+app.ID+"/enable", readKey, nil); res.status != http.StatusOK {
+		if res := do(t, "POST", p.query+"/admin/applications/"+app.ID+"/enable", adminKey, nil); res.status != http.StatusOK {
 			t.Fatalf("enable: %d %s", res.status, res.body)
 		}
 		p.eventually(10*time.Second, "the read key works again", func() bool {
@@ -230,7 +230,7 @@ func TestApplicationsAndKeys(t *testing.T) {
 		cli := func(args ...string) string {
 			t.Helper()
 			cmd := exec.Command(bin, args...)
-			cmd.Env = append(os.Environ(), "EYE_ADMIN_URL="+p.query, "EYE_ADMIN_KEY="+readKey)
+			cmd.Env = append(os.Environ(), "EYE_ADMIN_URL="+p.query, "EYE_ADMIN_KEY="+adminKey)
 			out, err := cmd.CombinedOutput()
 			if err != nil {
 				t.Fatalf("eye-admin %v: %v\n%s", args, err, out)

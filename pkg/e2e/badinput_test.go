@@ -80,7 +80,7 @@ func TestBadInputsThroughThePipeline(t *testing.T) {
 				body []byte
 			)
 			p.eventually(15*time.Second, "error record "+id, func() bool {
-				r := do(t, "GET", p.query+"/errors/"+id, readKey, nil)
+				r := do(t, "GET", p.query+"/errors/"+id, adminKey, nil)
 				if r.status == http.StatusOK {
 					r.json(t, &e)
 					body = r.body
@@ -93,7 +93,7 @@ func TestBadInputsThroughThePipeline(t *testing.T) {
 			var good receipt
 			do(t, "POST", p.gateway+"/events/", writeKey, ok(fmt.Sprintf(`{"after":%d}`, i), when)).json(t, &good)
 			p.eventually(15*time.Second, "the good event after it lands", func() bool {
-				return do(t, "GET", p.query+"/events/"+good.ID, readKey, nil).status == http.StatusOK
+				return do(t, "GET", p.query+"/events/"+good.ID, adminKey, nil).status == http.StatusOK
 			})
 		})
 	}
@@ -119,7 +119,7 @@ func TestBadInputsThroughThePipeline(t *testing.T) {
 		}
 		var list page[storedError]
 		p.eventually(15*time.Second, "an invalid_envelope error record", func() bool {
-			do(t, "GET", p.query+"/errors/?reason=invalid_envelope", readKey, nil).json(t, &list)
+			do(t, "GET", p.query+"/errors/?reason=invalid_envelope", adminKey, nil).json(t, &list)
 			for _, e := range list.Results {
 				if e.Payload.Data == junk {
 					return true

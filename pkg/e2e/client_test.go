@@ -126,7 +126,7 @@ func deliverWithSDK(t *testing.T, p *pipeline, gzipped bool) {
 	for _, session := range sessions {
 		var s sessionRow
 		p.eventually(60*time.Second, "session "+session+" counts its 250 events", func() bool {
-			do(t, "GET", p.query+"/sessions/"+session, readKey, nil).json(t, &s)
+			do(t, "GET", p.query+"/sessions/"+session, adminKey, nil).json(t, &s)
 			return s.EventCount >= total/nSessions
 		})
 		if s.EventCount != total/nSessions {
@@ -138,7 +138,7 @@ func deliverWithSDK(t *testing.T, p *pipeline, gzipped bool) {
 	var foreign []string
 	for _, session := range sessions {
 		var pg page[storedEvent]
-		res := do(t, "GET", p.query+"/events/?limit=1000&session="+session, readKey, nil)
+		res := do(t, "GET", p.query+"/events/?limit=1000&session="+session, adminKey, nil)
 		if res.status != http.StatusOK {
 			t.Fatalf("GET /events/: %d %s", res.status, res.body)
 		}

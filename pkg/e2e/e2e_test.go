@@ -89,7 +89,7 @@ func TestPipeline(t *testing.T) {
 		}
 		var got page[storedEvent]
 		p.eventually(10*time.Second, "the event is queryable", func() bool {
-			do(t, "GET", p.query+"/events/?session="+sess.ID, readKey, nil).json(t, &got)
+			do(t, "GET", p.query+"/events/?session="+sess.ID, adminKey, nil).json(t, &got)
 			return len(got.Results) == 1
 		})
 		e := got.Results[0]
@@ -99,7 +99,7 @@ func TestPipeline(t *testing.T) {
 		}
 		var s sessionRow
 		p.eventually(10*time.Second, "the session shows the event", func() bool {
-			do(t, "GET", p.query+"/sessions/"+sess.ID, readKey, nil).json(t, &s)
+			do(t, "GET", p.query+"/sessions/"+sess.ID, adminKey, nil).json(t, &s)
 			return s.EventCount == 1
 		})
 		if s.RegisteredAt == nil || s.FirstEventAt == nil || !s.FirstEventAt.Equal(e.Timestamp) {
@@ -119,8 +119,8 @@ func TestPipeline(t *testing.T) {
 		}
 		p.eventually(10*time.Second, "both events are queryable on both routes", func() bool {
 			var a, b page[storedEvent]
-			ra := do(t, "GET", p.query+"/events?session="+session, readKey, nil)
-			rb := do(t, "GET", p.query+"/events/?session="+session, readKey, nil)
+			ra := do(t, "GET", p.query+"/events?session="+session, adminKey, nil)
+			rb := do(t, "GET", p.query+"/events/?session="+session, adminKey, nil)
 			if ra.status != http.StatusOK || rb.status != http.StatusOK {
 				t.Fatalf("GET /events: %d, /events/: %d", ra.status, rb.status)
 			}
@@ -155,7 +155,7 @@ func TestPipeline(t *testing.T) {
 		}
 		var got page[storedEvent]
 		p.eventually(10*time.Second, "three events stored", func() bool {
-			do(t, "GET", p.query+"/events/?ordering=timestamp&session="+session, readKey, nil).json(t, &got)
+			do(t, "GET", p.query+"/events/?ordering=timestamp&session="+session, adminKey, nil).json(t, &got)
 			return len(got.Results) == 3
 		})
 		for i, idx := range []int{0, 1, 3} {
@@ -164,7 +164,7 @@ func TestPipeline(t *testing.T) {
 			}
 		}
 		p.eventually(10*time.Second, "the non-object is an error record", func() bool {
-			return do(t, "GET", p.query+"/errors/"+out.Events[2].ID, readKey, nil).status == http.StatusOK
+			return do(t, "GET", p.query+"/errors/"+out.Events[2].ID, adminKey, nil).status == http.StatusOK
 		})
 	})
 
@@ -192,7 +192,7 @@ func TestPipeline(t *testing.T) {
 		for code, id := range ids {
 			var got page[storedError]
 			p.eventually(10*time.Second, code+" is listed", func() bool {
-				do(t, "GET", p.query+"/errors/?reason="+code, readKey, nil).json(t, &got)
+				do(t, "GET", p.query+"/errors/?reason="+code, adminKey, nil).json(t, &got)
 				for _, e := range got.Results {
 					if e.ID == id {
 						return true
@@ -201,7 +201,7 @@ func TestPipeline(t *testing.T) {
 				return false
 			})
 			var e storedError
-			do(t, "GET", p.query+"/errors/"+id, readKey, nil).json(t, &e)
+			do(t, "GET", p.query+"/errors/"+id, adminKey, nil).json(t, &e)
 			if e.Stage != "validator" || e.Reasons[0].Code != code || !strings.Contains(e.Payload.Data, `"timestamp"`) {
 				t.Fatalf("%s: error record %+v", code, e)
 			}
@@ -209,7 +209,7 @@ func TestPipeline(t *testing.T) {
 		var rc receipt
 		good.json(t, &rc)
 		p.eventually(10*time.Second, "the good event around them lands", func() bool {
-			return do(t, "GET", p.query+"/events/"+rc.ID, readKey, nil).status == http.StatusOK
+			return do(t, "GET", p.query+"/events/"+rc.ID, adminKey, nil).status == http.StatusOK
 		})
 	})
 
@@ -221,7 +221,7 @@ func TestPipeline(t *testing.T) {
 		}
 		p.eventually(10*time.Second, "the invalid body is an error record", func() bool {
 			var got page[storedError]
-			do(t, "GET", p.query+"/errors/?stage=gateway&reason=invalid_json", readKey, nil).json(t, &got)
+			do(t, "GET", p.query+"/errors/?stage=gateway&reason=invalid_json", adminKey, nil).json(t, &got)
 			for _, e := range got.Results {
 				if e.Payload.Data == body {
 					return true
@@ -239,8 +239,8 @@ func TestPipeline(t *testing.T) {
 		}{
 			{"POST", p.gateway + "/events/", "", http.StatusUnauthorized},
 			{"POST", p.gateway + "/events/", "eye_w_unknown", http.StatusUnauthorized},
-			{"POST", p.gateway + "/events/", readKey, http.StatusForbidden},
-			{"POST", p.gateway + "/sessions/", readKey, http.StatusForbidden},
+			{"POST", p.gateway + "/events/", adminKey, http.StatusForbidden},
+			{"POST", p.gateway + "/sessions/", adminKey, http.StatusForbidden},
 			{"GET", p.query + "/events/", writeKey, http.StatusForbidden},
 			{"GET", p.query + "/errors/", "", http.StatusUnauthorized},
 		} {
@@ -258,47 +258,47 @@ func TestPipeline(t *testing.T) {
 		do(t, "POST", p.gateway+"/events/", writeKey, seedEvent(session, "2021-06-16 00:00:00"))
 		var read response
 		p.eventually(10*time.Second, "the event is stored", func() bool {
-			read = do(t, "GET", p.query+"/events/"+rc.ID, readKey, nil)
+			read = do(t, "GET", p.query+"/events/"+rc.ID, adminKey, nil)
 			return read.status == http.StatusOK
 		})
 		etag := read.header.Get("ETag")
 		url := p.query + "/events/" + rc.ID
 
-		res := do(t, "PATCH", url, readKey, map[string]any{"name": "cta click"}, "If-Match", etag)
+		res := do(t, "PATCH", url, adminKey, map[string]any{"name": "cta click"}, "If-Match", etag)
 		var e storedEvent
 		res.json(t, &e)
 		if res.status != http.StatusOK || e.Name != "cta click" || e.Category != "page interaction" || e.Version != 2 {
 			t.Fatalf("PATCH: %d %s", res.status, res.body)
 		}
-		if res := do(t, "PATCH", url, readKey, map[string]any{"name": "lost update"}, "If-Match", etag); res.status != http.StatusPreconditionFailed {
+		if res := do(t, "PATCH", url, adminKey, map[string]any{"name": "lost update"}, "If-Match", etag); res.status != http.StatusPreconditionFailed {
 			t.Fatalf("PATCH with a stale ETag: %d %s", res.status, res.body)
 		}
-		if res := do(t, "PUT", url, readKey, map[string]any{"category": "c", "name": "n", "data": map[string]any{}, "timestamp": "2021-01-01 00:00:00"}); res.status != http.StatusBadRequest || res.errorCode(t) != "empty_data" {
+		if res := do(t, "PUT", url, adminKey, map[string]any{"category": "c", "name": "n", "data": map[string]any{}, "timestamp": "2021-01-01 00:00:00"}); res.status != http.StatusBadRequest || res.errorCode(t) != "empty_data" {
 			t.Fatalf("PUT with empty data: %d %s", res.status, res.body)
 		}
-		if res := do(t, "PUT", url, readKey, map[string]any{"session_id": uuid.NewString(), "category": "c", "name": "n", "data": map[string]any{"a": 1}, "timestamp": "2021-01-01 00:00:00"}); res.status != http.StatusBadRequest {
+		if res := do(t, "PUT", url, adminKey, map[string]any{"session_id": uuid.NewString(), "category": "c", "name": "n", "data": map[string]any{"a": 1}, "timestamp": "2021-01-01 00:00:00"}); res.status != http.StatusBadRequest {
 			t.Fatalf("PUT moving the event to another session: %d %s", res.status, res.body)
 		}
 		if res := do(t, "PUT", url, writeKey, map[string]any{"name": "x"}); res.status != http.StatusForbidden {
 			t.Fatalf("PUT with a write key: %d", res.status)
 		}
-		res = do(t, "PUT", url, readKey, map[string]any{"category": "form interaction", "name": "submit", "data": map[string]any{"form": "signup"}, "timestamp": "2021-06-14 00:00:00"})
+		res = do(t, "PUT", url, adminKey, map[string]any{"category": "form interaction", "name": "submit", "data": map[string]any{"form": "signup"}, "timestamp": "2021-06-14 00:00:00"})
 		res.json(t, &e)
 		if res.status != http.StatusOK || e.Category != "form interaction" || e.Version != 3 {
 			t.Fatalf("PUT: %d %s", res.status, res.body)
 		}
 		var s sessionRow
-		do(t, "GET", p.query+"/sessions/"+session, readKey, nil).json(t, &s)
+		do(t, "GET", p.query+"/sessions/"+session, adminKey, nil).json(t, &s)
 		if s.EventCount != 2 || !s.FirstEventAt.Equal(time.Date(2021, 6, 14, 0, 0, 0, 0, time.UTC)) {
 			t.Fatalf("session after PUT: %+v", s)
 		}
-		if res := do(t, "DELETE", url, readKey, nil); res.status != http.StatusNoContent {
+		if res := do(t, "DELETE", url, adminKey, nil); res.status != http.StatusNoContent {
 			t.Fatalf("DELETE: %d %s", res.status, res.body)
 		}
-		if res := do(t, "GET", url, readKey, nil); res.status != http.StatusNotFound {
+		if res := do(t, "GET", url, adminKey, nil); res.status != http.StatusNotFound {
 			t.Fatalf("GET after DELETE: %d", res.status)
 		}
-		do(t, "GET", p.query+"/sessions/"+session, readKey, nil).json(t, &s)
+		do(t, "GET", p.query+"/sessions/"+session, adminKey, nil).json(t, &s)
 		if s.EventCount != 1 || !s.FirstEventAt.Equal(time.Date(2021, 6, 16, 0, 0, 0, 0, time.UTC)) {
 			t.Fatalf("session after DELETE: %+v", s)
 		}
@@ -432,13 +432,13 @@ func TestWriterKilledMidStream(t *testing.T) {
 	}
 	var s sessionRow
 	p.eventually(60*time.Second, "all events stored", func() bool {
-		do(t, "GET", p.query+"/sessions/"+session, readKey, nil).json(t, &s)
+		do(t, "GET", p.query+"/sessions/"+session, adminKey, nil).json(t, &s)
 		return s.EventCount >= batches*perBatch
 	})
 	ids := map[string]bool{}
 	for u := p.query + "/events/?limit=1000&session=" + session; u != ""; {
 		var pg page[storedEvent]
-		do(t, "GET", u, readKey, nil).json(t, &pg)
+		do(t, "GET", u, adminKey, nil).json(t, &pg)
 		for _, e := range pg.Results {
 			ids[e.ID] = true
 		}

@@ -115,7 +115,7 @@ func TestErrorsSeenAndReplayed(t *testing.T) {
 		t.Helper()
 		var e errorView
 		p.eventually(15*time.Second, "error record "+id, func() bool {
-			res := do(t, "GET", q+"/errors/"+id, readKey, nil)
+			res := do(t, "GET", q+"/errors/"+id, adminKey, nil)
 			if res.status == http.StatusOK {
 				res.json(t, &e)
 			}
@@ -127,7 +127,7 @@ func TestErrorsSeenAndReplayed(t *testing.T) {
 		t.Helper()
 		var e replayedEvent
 		p.eventually(15*time.Second, "event "+id, func() bool {
-			res := do(t, "GET", q+"/events/"+id, readKey, nil)
+			res := do(t, "GET", q+"/events/"+id, adminKey, nil)
 			if res.status == http.StatusOK {
 				res.json(t, &e)
 			}
@@ -142,12 +142,12 @@ func TestErrorsSeenAndReplayed(t *testing.T) {
 		t.Helper()
 		eventOf(t, post(t, writeKey, ev(session, "page interaction", "pageview", map[string]any{"path": "/sentinel"}, "2021-06-15 01:00:00")))
 		var got page[replayedEvent]
-		do(t, "GET", q+"/events/?limit=1000&session="+session, readKey, nil).json(t, &got)
+		do(t, "GET", q+"/events/?limit=1000&session="+session, adminKey, nil).json(t, &got)
 		return got.Results
 	}
 	replay := func(t *testing.T, path string, body any, want int) replayReport {
 		t.Helper()
-		res := do(t, "POST", q+path, readKey, body)
+		res := do(t, "POST", q+path, adminKey, body)
 		var rep replayReport
 		res.json(t, &rep)
 		if res.status != want {
@@ -170,17 +170,17 @@ func TestErrorsSeenAndReplayed(t *testing.T) {
 			}
 		}
 		var list page[errorView]
-		do(t, "GET", q+"/errors/?session="+session+"&category="+url.QueryEscape("page interaction"), readKey, nil).json(t, &list)
+		do(t, "GET", q+"/errors/?session="+session+"&category="+url.QueryEscape("page interaction"), adminKey, nil).json(t, &list)
 		if len(list.Results) != 2 || list.Results[0].ID != missing || list.Results[1].ID != empty {
 			t.Fatalf("by category: %+v", list.Results)
 		}
-		do(t, "GET", q+"/errors/?session="+session+"&category="+url.QueryEscape("page interaction")+"&name=pageview", readKey, nil).json(t, &list)
+		do(t, "GET", q+"/errors/?session="+session+"&category="+url.QueryEscape("page interaction")+"&name=pageview", adminKey, nil).json(t, &list)
 		if len(list.Results) != 1 || list.Results[0].ID != empty {
 			t.Fatalf("by category and name: %+v", list.Results)
 		}
 
 		var sum struct{ Groups []errorGroup }
-		do(t, "GET", q+"/errors/summary?session="+session, readKey, nil).json(t, &sum)
+		do(t, "GET", q+"/errors/summary?session="+session, adminKey, nil).json(t, &sum)
 		var reasons []string
 		for _, g := range sum.Groups {
 			reasons = append(reasons, orNull(g.Reason))
@@ -192,7 +192,7 @@ func TestErrorsSeenAndReplayed(t *testing.T) {
 		if strings.Join(reasons, ",") != "empty_data,future_timestamp,missing_field" {
 			t.Fatalf("summary by reason: %v", reasons)
 		}
-		do(t, "GET", q+"/errors/summary?by=category,name&session="+session, readKey, nil).json(t, &sum)
+		do(t, "GET", q+"/errors/summary?by=category,name&session="+session, adminKey, nil).json(t, &sum)
 		if len(sum.Groups) != 3 || sum.Groups[0].Reason != nil {
 			t.Fatalf("summary by category and name: %+v", sum.Groups)
 		}
@@ -231,12 +231,12 @@ func TestErrorsSeenAndReplayed(t *testing.T) {
 				n++
 			}
 		}
-		if n != 1 || len(events) != 3 || sessionCount(t, p, readKey, session) != 3 {
-			t.Fatalf("after two replays: %d copies, %d events, session count %d", n, len(events), sessionCount(t, p, readKey, session))
+		if n != 1 || len(events) != 3 || sessionCount(t, p, adminKey, session) != 3 {
+			t.Fatalf("after two replays: %d copies, %d events, session count %d", n, len(events), sessionCount(t, p, adminKey, session))
 		}
 
 		// What still fails is not published.
-		res := do(t, "POST", q+"/errors/"+future+"/replay", readKey, nil)
+		res := do(t, "POST", q+"/errors/"+future+"/replay", adminKey, nil)
 		if res.status != http.StatusUnprocessableEntity || res.errorCode(t) != "replay_invalid" {
 			t.Fatalf("replaying a future timestamp: %d %s", res.status, res.body)
 		}
@@ -259,7 +259,7 @@ func TestErrorsSeenAndReplayed(t *testing.T) {
 			t.Fatalf("the original record: %+v", orig)
 		}
 		var list page[errorView]
-		do(t, "GET", q+"/errors/?session="+s2, readKey, nil).json(t, &list)
+		do(t, "GET", q+"/errors/?session="+s2, adminKey, nil).json(t, &list)
 		if len(list.Results) != 2 {
 			t.Fatalf("records of the session: %+v", list.Results)
 		}
@@ -281,7 +281,7 @@ func TestErrorsSeenAndReplayed(t *testing.T) {
 		s3 := uuid.NewString()
 		addSchema := func(t *testing.T, schema string) {
 			t.Helper()
-			res := do(t, "POST", q+"/admin/schemas", readKey, `{"category": "e2e replay", "name": "pay", "schema": `+schema+`}`)
+			res := do(t, "POST", q+"/admin/schemas", adminKey, `{"category": "e2e replay", "name": "pay", "schema": `+schema+`}`)
 			var rec schemaRecord
 			res.json(t, &rec)
 			// published_at may still be null: the schema is stored, and query-api
@@ -310,7 +310,7 @@ func TestErrorsSeenAndReplayed(t *testing.T) {
 		}
 		errorOf(t, stillBad)
 		var sum struct{ Groups []errorGroup }
-		do(t, "GET", q+"/errors/summary?by=schema_version,reason&category="+url.QueryEscape("e2e replay"), readKey, nil).json(t, &sum)
+		do(t, "GET", q+"/errors/summary?by=schema_version,reason&category="+url.QueryEscape("e2e replay"), adminKey, nil).json(t, &sum)
 		if g := sum.Groups[0]; orNull(g.Reason) != "schema_violation" || g.SchemaVersion == nil || *g.SchemaVersion != 1 || g.Count != 4 {
 			t.Fatalf("summary by schema version: %+v", sum.Groups)
 		}
@@ -349,8 +349,8 @@ func TestErrorsSeenAndReplayed(t *testing.T) {
 		if rep := replay(t, "/errors/replay?replayed=true&"+filter, nil, http.StatusAccepted); rep.Published != 3 {
 			t.Fatalf("replaying the replayed: %+v", rep)
 		}
-		if events := settled(t, s3); len(events) != 4 || sessionCount(t, p, readKey, s3) != 4 {
-			t.Fatalf("after replaying twice: %d events, session count %d", len(events), sessionCount(t, p, readKey, s3))
+		if events := settled(t, s3); len(events) != 4 || sessionCount(t, p, adminKey, s3) != 4 {
+			t.Fatalf("after replaying twice: %d events, session count %d", len(events), sessionCount(t, p, adminKey, s3))
 		}
 	})
 }

@@ -53,6 +53,7 @@ func TestMain(m *testing.M) {
 const (
 	writeKey = "eye_w_e2e_write_key_000000000000000000"
 	readKey  = "eye_r_e2e_read_key_0000000000000000000"
+	adminKey = "eye_a_e2e_admin_key_000000000000000000"
 )
 
 // pipeline is the four services running as processes against shared
@@ -98,7 +99,7 @@ func startPipeline(t *testing.T, opts pipelineOpts) *pipeline {
 	p.write = fmt.Sprintf("http://127.0.0.1:%d", ports[3])
 	p.env = append(os.Environ(),
 		"EYE_KAFKA_BROKERS="+brokers, "EYE_POSTGRES_DSN="+dsn, "EYE_TOPIC_PREFIX="+prefix,
-		"EYE_TOPIC_PARTITIONS=3", "EYE_DEV_WRITE_KEY="+writeKey, "EYE_DEV_READ_KEY="+readKey,
+		"EYE_TOPIC_PARTITIONS=3", "EYE_DEV_WRITE_KEY="+writeKey, "EYE_DEV_READ_KEY="+readKey, "EYE_DEV_ADMIN_KEY="+adminKey,
 		"EYE_LOG_LEVEL=warn", "EYE_PUBLISH_TIMEOUT=3s",
 		fmt.Sprintf("EYE_GATEWAY_ADDR=127.0.0.1:%d", ports[0]), fmt.Sprintf("EYE_QUERY_ADDR=127.0.0.1:%d", ports[1]),
 		fmt.Sprintf("EYE_VALIDATOR_ADDR=127.0.0.1:%d", ports[2]), fmt.Sprintf("EYE_WRITER_ADDR=127.0.0.1:%d", ports[3]))

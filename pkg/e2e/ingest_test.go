@@ -92,8 +92,8 @@ func TestIngestion(t *testing.T) {
 		if res.status != http.StatusAccepted || out.Accepted != n || out.Rejected != 0 {
 			t.Fatalf("stream: %d %s", res.status, res.body)
 		}
-		p.eventually(3*time.Minute, "all 100 000 events stored", func() bool { return sessionCount(t, p, readKey, session) >= n })
-		if got := sessionCount(t, p, readKey, session); got != n {
+		p.eventually(3*time.Minute, "all 100 000 events stored", func() bool { return sessionCount(t, p, adminKey, session) >= n })
+		if got := sessionCount(t, p, adminKey, session); got != n {
 			t.Fatalf("session counts %d events, want %d", got, n)
 		}
 	})
@@ -112,7 +112,7 @@ func TestIngestion(t *testing.T) {
 		if res := do(t, "POST", p.gateway+"/events/", writeKey, []byte("not gzip"), "Content-Encoding", "gzip"); res.status != http.StatusBadRequest {
 			t.Fatalf("corrupt gzip: %d %s", res.status, res.body)
 		}
-		p.eventually(10*time.Second, "the gzip event is stored", func() bool { return sessionCount(t, p, readKey, session) == 1 })
+		p.eventually(10*time.Second, "the gzip event is stored", func() bool { return sessionCount(t, p, adminKey, session) == 1 })
 	})
 
 	t.Run("limits answer 413/400 naming the limit, never 5xx", func(t *testing.T) {
@@ -150,13 +150,13 @@ func TestIngestion(t *testing.T) {
 		}
 		do(t, "POST", p.gateway+"/events/", writeKey, "["+ev+","+ev+"]", "Content-Type", "application/json")
 		p.eventually(10*time.Second, "the event is stored", func() bool {
-			return do(t, "GET", p.query+"/events/"+id, readKey, nil).status == http.StatusOK
+			return do(t, "GET", p.query+"/events/"+id, adminKey, nil).status == http.StatusOK
 		})
 		time.Sleep(time.Second) // let any duplicate arrive
 		var pg page[storedEvent]
-		do(t, "GET", p.query+"/events/?session="+session, readKey, nil).json(t, &pg)
-		if len(pg.Results) != 1 || sessionCount(t, p, readKey, session) != 1 {
-			t.Fatalf("%d rows, session counts %d; want one", len(pg.Results), sessionCount(t, p, readKey, session))
+		do(t, "GET", p.query+"/events/?session="+session, adminKey, nil).json(t, &pg)
+		if len(pg.Results) != 1 || sessionCount(t, p, adminKey, session) != 1 {
+			t.Fatalf("%d rows, session counts %d; want one", len(pg.Results), sessionCount(t, p, adminKey, session))
 		}
 	})
 
@@ -172,7 +172,7 @@ func TestIngestion(t *testing.T) {
 			ClientTimestamp *time.Time `json:"client_timestamp"`
 		}
 		p.eventually(10*time.Second, "the event is stored", func() bool {
-			res := do(t, "GET", p.query+"/events/"+rc.ID, readKey, nil)
+			res := do(t, "GET", p.query+"/events/"+rc.ID, adminKey, nil)
 			if res.status == http.StatusOK {
 				res.json(t, &e)
 			}

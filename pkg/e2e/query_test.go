@@ -83,7 +83,7 @@ func TestStatsTimelineAndErasure(t *testing.T) {
 
 	var timeline page[storedEvent]
 	p.eventually(15*time.Second, "the session's four events are stored", func() bool {
-		do(t, "GET", p.query+"/sessions/"+session+"/events", readKey, nil).json(t, &timeline)
+		do(t, "GET", p.query+"/sessions/"+session+"/events", adminKey, nil).json(t, &timeline)
 		return len(timeline.Results) == 4
 	})
 	for i, want := range []string{"00:00:00", "00:00:40", "00:01:05", "00:01:30"} {
@@ -93,12 +93,12 @@ func TestStatsTimelineAndErasure(t *testing.T) {
 	}
 	var errs page[storedError]
 	p.eventually(15*time.Second, "the session's error record is stored", func() bool {
-		do(t, "GET", p.query+"/errors/?session="+session, readKey, nil).json(t, &errs)
+		do(t, "GET", p.query+"/errors/?session="+session, adminKey, nil).json(t, &errs)
 		return len(errs.Results) == 1
 	})
 
 	q := url.Values{"bucket": {"minute"}, "from": {"2021-06-15T00:00:00Z"}, "to": {"2021-06-15T00:59:59Z"}, "group": {"category,name"}}
-	res := do(t, "GET", p.query+"/stats/events?"+q.Encode(), readKey, nil)
+	res := do(t, "GET", p.query+"/stats/events?"+q.Encode(), adminKey, nil)
 	var stats struct {
 		Bucket  string
 		Results []struct {
@@ -130,16 +130,16 @@ func TestStatsTimelineAndErasure(t *testing.T) {
 
 	// An audited change, then the erasure.
 	edited := timeline.Results[0].ID
-	if res := do(t, "PATCH", p.query+"/events/"+edited, readKey, map[string]any{"name": "landing"}); res.status != http.StatusOK {
+	if res := do(t, "PATCH", p.query+"/events/"+edited, adminKey, map[string]any{"name": "landing"}); res.status != http.StatusOK {
 		t.Fatalf("PATCH: %d %s", res.status, res.body)
 	}
 	var audit page[struct{ Action string }]
-	do(t, "GET", p.query+"/events/"+edited+"/audit", readKey, nil).json(t, &audit)
+	do(t, "GET", p.query+"/events/"+edited+"/audit", adminKey, nil).json(t, &audit)
 	if len(audit.Results) != 1 || audit.Results[0].Action != "patch" {
 		t.Fatalf("audit %+v", audit)
 	}
 
-	res = do(t, "DELETE", p.query+"/sessions/"+session, readKey, nil)
+	res = do(t, "DELETE", p.query+"/sessions/"+session, adminKey, nil)
 	var erasure struct {
 		SessionID    string `json:"session_id"`
 		TombstoneID  string `json:"tombstone_id"`
@@ -153,18 +153,18 @@ func TestStatsTimelineAndErasure(t *testing.T) {
 		t.Fatalf("DELETE /sessions/%s: %d %s", session, res.status, res.body)
 	}
 	for _, path := range []string{"/sessions/" + session, "/sessions/" + session + "/events", "/events/" + edited, "/events/" + edited + "/audit"} {
-		if res := do(t, "GET", p.query+path, readKey, nil); res.status != http.StatusNotFound {
+		if res := do(t, "GET", p.query+path, adminKey, nil); res.status != http.StatusNotFound {
 			t.Errorf("GET %s after the erasure: %d %s", path, res.status, res.body)
 		}
 	}
 	for _, path := range []string{"/events/?session=" + session, "/errors/?session=" + session} {
 		var list page[map[string]any]
-		if do(t, "GET", p.query+path, readKey, nil).json(t, &list); len(list.Results) != 0 {
+		if do(t, "GET", p.query+path, adminKey, nil).json(t, &list); len(list.Results) != 0 {
 			t.Errorf("GET %s after the erasure: %d results", path, len(list.Results))
 		}
 	}
 	var kept page[storedEvent]
-	if do(t, "GET", p.query+"/sessions/"+other+"/events", readKey, nil).json(t, &kept); len(kept.Results) != 1 {
+	if do(t, "GET", p.query+"/sessions/"+other+"/events", adminKey, nil).json(t, &kept); len(kept.Results) != 1 {
 		t.Fatalf("the other session lost its events: %+v", kept)
 	}
 

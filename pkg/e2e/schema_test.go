@@ -61,7 +61,7 @@ func TestSchemas(t *testing.T) {
 		t.Helper()
 		var e struct{ Reasons []schemaReason }
 		p.eventually(15*time.Second, "error record "+id, func() bool {
-			res := do(t, "GET", p.query+"/errors/"+id, readKey, nil)
+			res := do(t, "GET", p.query+"/errors/"+id, adminKey, nil)
 			if res.status != http.StatusOK {
 				return false
 			}
@@ -73,10 +73,10 @@ func TestSchemas(t *testing.T) {
 	landed := func(t *testing.T, id string) {
 		t.Helper()
 		p.eventually(15*time.Second, "event "+id+" stored", func() bool {
-			if do(t, "GET", p.query+"/errors/"+id, readKey, nil).status == http.StatusOK {
+			if do(t, "GET", p.query+"/errors/"+id, adminKey, nil).status == http.StatusOK {
 				t.Fatalf("event %s became an error record", id)
 			}
-			return do(t, "GET", p.query+"/events/"+id, readKey, nil).status == http.StatusOK
+			return do(t, "GET", p.query+"/events/"+id, adminKey, nil).status == http.StatusOK
 		})
 	}
 	// validatorHas reports whether the validator applies category/name/version.
@@ -91,9 +91,10 @@ func TestSchemas(t *testing.T) {
 			return r.Category == category && r.Name == name && r.Version == version
 		})
 	}
-	addSchema := func(t *testing.T, category, name, schema string) schemaRecord {
+	// addSchemaQuery adds a schema version with query (e.g. "?force=true").
+	addSchemaQuery := func(t *testing.T, query, category, name, schema string) schemaRecord {
 		t.Helper()
-		res := do(t, "POST", p.query+"/admin/schemas", readKey, `{"category": "`+category+`", "name": "`+name+`", "schema": `+schema+`}`)
+		res := do(t, "POST", p.query+"/admin/schemas"+query, adminKey, `{"category": "`+category+`", "name": "`+name+`", "schema": `+schema+`}`)
 		var rec schemaRecord
 		res.json(t, &rec)
 		// published_at may still be null: the schema is stored, and query-api
@@ -102,6 +103,10 @@ func TestSchemas(t *testing.T) {
 			t.Fatalf("add schema: %d %s", res.status, res.body)
 		}
 		return rec
+	}
+	addSchema := func(t *testing.T, category, name, schema string) schemaRecord {
+		t.Helper()
+		return addSchemaQuery(t, "", category, name, schema)
 	}
 	codes := func(rs []schemaReason) string {
 		var out []string
@@ -113,7 +118,7 @@ func TestSchemas(t *testing.T) {
 
 	t.Run("shipped schemas are loaded from EYE_SCHEMA_DIR and applied", func(t *testing.T) {
 		var list page[schemaRecord]
-		do(t, "GET", p.query+"/admin/schemas/", readKey, nil).json(t, &list)
+		do(t, "GET", p.query+"/admin/schemas/", adminKey, nil).json(t, &list)
 		if len(list.Results) != 3 {
 			t.Fatalf("stored schemas %+v", list.Results)
 		}
@@ -144,9 +149,14 @@ func TestSchemas(t *testing.T) {
 		conforming := map[string]any{"host": "h", "path": "/cart", "amount": 12.5}
 		landed(t, post(t, writeKey, event("e2e shop", "checkout", conforming)))
 
-		// Version 2 also requires a currency. The validator is not restarted.
+		// Version 2 also requires a currency, which the stored checkout
+		// lacks: refused unless forced. The validator is not restarted.
+		v2 := `{"type": "object", "required": ["host", "path", "currency"]}`
+		if res := do(t, "POST", p.query+"/admin/schemas", adminKey, `{"category": "e2e shop", "name": "checkout", "schema": `+v2+`}`); res.status != http.StatusConflict {
+			t.Fatalf("a version the stored checkout fails, unforced: %d %s", res.status, res.body)
+		}
 		start := time.Now()
-		if rec := addSchema(t, "e2e shop", "checkout", `{"type": "object", "required": ["host", "path", "currency"]}`); rec.Version != 2 {
+		if rec := addSchemaQuery(t, "?force=true", "e2e shop", "checkout", v2); rec.Version != 2 {
 			t.Fatalf("version %d", rec.Version)
 		}
 		p.eventually(15*time.Second, "the validator holds version 2", func() bool { return validatorHas(t, "e2e shop", "checkout", 2) })
@@ -173,7 +183,7 @@ func TestSchemas(t *testing.T) {
 	})
 
 	t.Run("strict types: a type without a schema is an error only for such applications", func(t *testing.T) {
-		res := do(t, "POST", p.query+"/admin/applications", readKey, map[string]any{"name": "typed", "strict_types": true})
+		res := do(t, "POST", p.query+"/admin/applications", adminKey, map[string]any{"name": "typed", "strict_types": true})
 		var app struct {
 			ID       string
 			Settings struct {
@@ -184,7 +194,7 @@ func TestSchemas(t *testing.T) {
 		if res.status != http.StatusCreated || !app.Settings.StrictTypes {
 			t.Fatalf("create a strict-types application: %d %s", res.status, res.body)
 		}
-		res = do(t, "POST", p.query+"/admin/applications/"+app.ID+"/keys", readKey, map[string]any{"scopes": []string{"write"}})
+		res = do(t, "POST", p.query+"/admin/applications/"+app.ID+"/keys", adminKey, map[string]any{"scopes": []string{"write"}})
 		var k apiKey
 		res.json(t, &k)
 		if res.status != http.StatusCreated {
@@ -199,15 +209,15 @@ func TestSchemas(t *testing.T) {
 		landed(t, post(t, writeKey, event("e2e shop", "untyped", untyped)))
 
 		// Turning it off applies within the settings cache TTL (5 s).
-		if res := do(t, "PATCH", p.query+"/admin/applications/"+app.ID, readKey, map[string]any{"strict_types": false}); res.status != http.StatusOK {
+		if res := do(t, "PATCH", p.query+"/admin/applications/"+app.ID, adminKey, map[string]any{"strict_types": false}); res.status != http.StatusOK {
 			t.Fatalf("patch: %d %s", res.status, res.body)
 		}
 		p.eventually(30*time.Second, "an untyped event of the application lands", func() bool {
 			id := post(t, k.Key, event("e2e shop", "untyped", untyped))
 			var stored bool
 			p.eventually(15*time.Second, fmt.Sprintf("event %s handled", id), func() bool {
-				stored = do(t, "GET", p.query+"/events/"+id, readKey, nil).status == http.StatusOK
-				return stored || do(t, "GET", p.query+"/errors/"+id, readKey, nil).status == http.StatusOK
+				stored = do(t, "GET", p.query+"/events/"+id, adminKey, nil).status == http.StatusOK
+				return stored || do(t, "GET", p.query+"/errors/"+id, adminKey, nil).status == http.StatusOK
 			})
 			return stored
 		})

@@ -85,7 +85,7 @@ func TestTopicRecordsMatchThePublishedContract(t *testing.T) {
 
 	// A schema, and one event that passes it and one that does not.
 	const category, name = "e2e topics", "checked"
-	res := do(t, "POST", p.query+"/admin/schemas", readKey, map[string]any{"category": category, "name": name,
+	res := do(t, "POST", p.query+"/admin/schemas", adminKey, map[string]any{"category": category, "name": name,
 		"schema": map[string]any{"type": "object", "required": []string{"path"}, "properties": map[string]any{"path": map[string]any{"type": "string"}}}})
 	if res.status != http.StatusCreated {
 		t.Fatalf("add schema: %d %s", res.status, res.body)
@@ -113,14 +113,14 @@ func TestTopicRecordsMatchThePublishedContract(t *testing.T) {
 	stored("errors", post(typed(map[string]any{"host": "h"}), http.StatusAccepted).ID)
 
 	// A corrected replay of the empty-data record.
-	res = do(t, "POST", p.query+"/errors/"+empty+"/replay", readKey, map[string]any{"payload": ev(session, map[string]any{"path": "/fixed"})})
+	res = do(t, "POST", p.query+"/errors/"+empty+"/replay", adminKey, map[string]any{"payload": ev(session, map[string]any{"path": "/fixed"})})
 	if res.status != http.StatusAccepted {
 		t.Fatalf("replay: %d %s", res.status, res.body)
 	}
 	stored("events", empty)
 
 	// An erasure.
-	if res := do(t, "DELETE", p.query+"/sessions/"+erased, readKey, nil); res.status != http.StatusOK {
+	if res := do(t, "DELETE", p.query+"/sessions/"+erased, adminKey, nil); res.status != http.StatusOK {
 		t.Fatalf("erase: %d %s", res.status, res.body)
 	}
 

@@ -24,9 +24,9 @@ type Retry struct {
 	Every    time.Duration // at most one log line per Every while failing (10 s when zero)
 
 	backoff  *backoff.ExponentialBackOff // made on the first Wait
-	failures int           // since the last success
-	since    time.Time     // first failure since the last success
-	logged   time.Time     // last log line
+	failures int                         // since the last success
+	since    time.Time                   // first failure since the last success
+	logged   time.Time                   // last log line
 	last     error
 }
 

@@ -2,7 +2,10 @@
 // and a Postgres database. Each comes from, in order: the environment
 // (EYE_KAFKA_BROKERS, EYE_POSTGRES_DSN), testcontainers when a Docker daemon
 // answers, or the embedded broker (kfake) and a private Postgres cluster
-// started from the local binaries. One broker and one cluster serve a whole
+// (devstack: the machine's PostgreSQL binaries or a fetched build).
+// EYE_TEST_BROKER names the broker outright (kfake, env or
+// testcontainers), so that one suite can be run on each: CI runs the
+// pipeline's contract tests on Apache Kafka and on kfake. One broker and one cluster serve a whole
 // test binary; every test gets its own topics and its own database, cloned
 // from a migrated template.
 //
@@ -72,16 +75,34 @@ func Kafka(t testing.TB) []string {
 	return kafkaBrokers
 }
 
-// KafkaSource says where Kafka comes from: "env", "testcontainers" or "embedded".
+// KafkaSource says where Kafka comes from: "env", "testcontainers" or
+// "kfake", as EYE_TEST_BROKER names them.
 var KafkaSource string
 
 func startKafka() ([]string, error) {
-	if b := os.Getenv("EYE_KAFKA_BROKERS"); b != "" {
-		KafkaSource = "env"
-		return strings.Split(b, ","), nil
+	brokers := os.Getenv("EYE_KAFKA_BROKERS")
+	KafkaSource = os.Getenv("EYE_TEST_BROKER")
+	switch KafkaSource {
+	case "":
+		switch {
+		case brokers != "":
+			KafkaSource = "env"
+		case dockerAnswers():
+			KafkaSource = "testcontainers"
+		default:
+			KafkaSource = "kfake"
+		}
+	case "env", "testcontainers", "kfake":
+	default:
+		return nil, fmt.Errorf("EYE_TEST_BROKER=%q: want kfake, env or testcontainers (unset: env when EYE_KAFKA_BROKERS is set, else testcontainers when Docker answers, else kfake)", KafkaSource)
 	}
-	if dockerAnswers() {
-		KafkaSource = "testcontainers"
+	switch KafkaSource {
+	case "env":
+		if brokers == "" {
+			return nil, fmt.Errorf("EYE_TEST_BROKER=env needs EYE_KAFKA_BROKERS")
+		}
+		return strings.Split(brokers, ","), nil
+	case "testcontainers":
 		ctx := context.Background()
 		c, err := tckafka.Run(ctx, "confluentinc/confluent-local:7.5.0", tckafka.WithClusterID("eye-test"))
 		if err != nil {
@@ -89,14 +110,14 @@ func startKafka() ([]string, error) {
 		}
 		onTeardown(func() { _ = testcontainers.TerminateContainer(c) })
 		return c.Brokers(ctx)
+	default:
+		k, err := devstack.StartKafka("", 0)
+		if err != nil {
+			return nil, err
+		}
+		onTeardown(k.Close)
+		return k.Brokers(), nil
 	}
-	KafkaSource = "embedded"
-	k, err := devstack.StartKafka("", 0)
-	if err != nil {
-		return nil, err
-	}
-	onTeardown(k.Close)
-	return k.Brokers(), nil
 }
 
 // TopicPrefix returns a topic prefix unique to this test, so tests sharing a

@@ -28,7 +28,9 @@ const usage = `usage: eye-admin [-url URL] [-key KEY] [-json] <command>
   keys list -app ID
   keys rotate [-overlap 24h] KEYID
   keys revoke KEYID
-  schemas add -category C -name N FILE   (FILE: a JSON Schema for the data of C/N events; - for stdin)
+  schemas add -category C -name N [-dry-run] [-force] FILE
+                                       (FILE: a JSON Schema for the data of C/N events; - for stdin;
+                                       checked against the type's recent events first, see docs/schemas.md)
   schemas list [-category C] [-name N]
   schemas get CATEGORY NAME VERSION
 

@@ -30,6 +30,8 @@ func (x *cli) schemasAdd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("schemas add", flag.ContinueOnError)
 	category := fs.String("category", "", "event category")
 	name := fs.String("name", "", "event name")
+	dryRun := fs.Bool("dry-run", false, "only check the schema against the type's recent stored events; store nothing")
+	force := fs.Bool("force", false, "store it even if some of the type's recent stored events fail it")
 	pos, err := x.parse(fs, args, 1, "FILE")
 	if err != nil {
 		return err
@@ -49,12 +51,51 @@ func (x *cli) schemasAdd(ctx context.Context, args []string) error {
 	if !json.Valid(src) {
 		return fmt.Errorf("schemas add: %s is not JSON", pos[0])
 	}
-	raw, err := x.c.call(ctx, "POST", "/admin/schemas",
+	q := url.Values{}
+	if *dryRun {
+		q.Set("dry_run", "true")
+	}
+	if *force {
+		q.Set("force", "true")
+	}
+	path := "/admin/schemas"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	raw, err := x.c.call(ctx, "POST", path,
 		map[string]any{"category": *category, "name": *name, "schema": json.RawMessage(src)})
 	if err != nil {
 		return err
 	}
+	if *dryRun {
+		return x.printCheck(raw)
+	}
 	return x.printSchemas(raw, true)
+}
+
+// printCheck prints a dry run's answer: how many of the type's recent
+// stored events the schema would reject, with samples.
+func (x *cli) printCheck(raw json.RawMessage) error {
+	if x.json {
+		return x.printJSON(raw)
+	}
+	var c struct {
+		Checked, Failing int
+		Samples          []struct {
+			EventID string `json:"event_id"`
+			Pointer string `json:"pointer"`
+			Message string `json:"message"`
+		}
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return fmt.Errorf("decode answer: %w", err)
+	}
+	fmt.Fprintf(x.out, "%d of the type's last %d stored events would fail this schema\n", c.Failing, c.Checked)
+	tw := tabwriter.NewWriter(x.out, 0, 4, 2, ' ', 0)
+	for _, f := range c.Samples {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", f.EventID, f.Pointer, f.Message)
+	}
+	return tw.Flush()
 }
 
 func (x *cli) schemasList(ctx context.Context, args []string) error {

@@ -60,3 +60,27 @@ func TestSchemasCommands(t *testing.T) {
 		t.Fatalf("update body %v", b)
 	}
 }
+
+func TestSchemasAddDryRunAndForce(t *testing.T) {
+	f, base := newFake(t, map[string]string{
+		"POST /admin/schemas?dry_run=true": `{"category": "page interaction", "name": "pageview", "checked": 10, "failing": 1, "samples": [{"event_id": "0192f0c0-0000-7000-8000-0000000000ee", "pointer": "/data/path", "message": "missing property 'path'"}]}`,
+		"POST /admin/schemas?force=true":   schemaJSON,
+	})
+	ctx := context.Background()
+	stdin = strings.NewReader(`{"required": ["path"]}`)
+	var out bytes.Buffer
+	if err := run(ctx, append(base, "schemas", "add", "-category", "page interaction", "-name", "pageview", "-dry-run", "-"), &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "1 of the type's last 10 stored events would fail") || !strings.Contains(out.String(), "/data/path") {
+		t.Fatalf("dry run printed %s", out.String())
+	}
+	stdin = strings.NewReader(`{"required": ["path"]}`)
+	out.Reset()
+	if err := run(ctx, append(base, "schemas", "add", "-category", "page interaction", "-name", "pageview", "-force", "-"), &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.requests) != 2 || !strings.Contains(out.String(), "pageview") {
+		t.Fatalf("force: %d requests\n%s", len(f.requests), out.String())
+	}
+}

@@ -1,6 +1,7 @@
 // Command eye-dev runs the whole pipeline on one machine without Docker:
 // the embedded Kafka-protocol broker (kfake, persisted under EYE_HOME), a
-// private Postgres cluster from the local PostgreSQL binaries (or
+// private Postgres cluster from the local PostgreSQL binaries or, when the
+// machine has none, a build fetched once from Maven Central (or
 // EYE_POSTGRES_DSN), and the four services as child processes. It prints the
 // URLs and API keys and runs until Ctrl-C. `make run` builds and starts it.
 package main
@@ -22,6 +23,7 @@ import (
 	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/config"
 	"github.com/the-eye/eye/pkg/devstack"
+	"github.com/the-eye/eye/pkg/devstack/pgbin"
 	"github.com/the-eye/eye/pkg/pg"
 )
 
@@ -34,6 +36,7 @@ type cfg struct {
 	KafkaPort    int    `env:"EYE_DEV_KAFKA_PORT" default:"9092"`
 	WriteKey     string `env:"EYE_DEV_WRITE_KEY" secret:"true"`
 	ReadKey      string `env:"EYE_DEV_READ_KEY" secret:"true"`
+	AdminKey     string `env:"EYE_DEV_ADMIN_KEY" secret:"true"`
 	GatewayAddr  string `env:"EYE_GATEWAY_ADDR" default:":8080"`
 	QueryAddr    string `env:"EYE_QUERY_ADDR" default:":8081"`
 	SchemaDir    string `env:"EYE_SCHEMA_DIR" default:"deploy/schemas"`
@@ -59,12 +62,20 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	dsn := c.PostgresDSN
+	var pgBin string
+	if dsn == "" {
+		// Found (or downloaded) before the start timeout: a first fetch on
+		// a slow link may take longer; Ctrl-C still stops it.
+		if pgBin, err = pgbin.Find(ctx, os.Stderr); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+	}
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 
-	dsn := c.PostgresDSN
 	if dsn == "" {
-		p, err := devstack.StartPostgres(startCtx, devstack.PostgresOptions{Dir: filepath.Join(home, "postgres"), Port: c.PostgresPort, Durable: true})
+		p, err := devstack.StartPostgres(startCtx, devstack.PostgresOptions{Dir: filepath.Join(home, "postgres"), Port: c.PostgresPort, Durable: true, Bin: pgBin})
 		if err != nil {
 			return fmt.Errorf("postgres: %w", err)
 		}
@@ -91,13 +102,13 @@ func run(ctx context.Context) error {
 		brokers = strings.Join(k.Brokers(), ",")
 	}
 
-	writeKey, readKey, err := devKeys(home, c.WriteKey, c.ReadKey)
+	keys, err := devKeys(home, auth.DevKeys{Write: c.WriteKey, Read: c.ReadKey, Admin: c.AdminKey})
 	if err != nil {
 		return err
 	}
 	env := append(os.Environ(),
 		"EYE_POSTGRES_DSN="+dsn, "EYE_KAFKA_BROKERS="+brokers,
-		"EYE_DEV_WRITE_KEY="+writeKey, "EYE_DEV_READ_KEY="+readKey)
+		"EYE_DEV_WRITE_KEY="+keys.Write, "EYE_DEV_READ_KEY="+keys.Read, "EYE_DEV_ADMIN_KEY="+keys.Admin)
 	if _, err := os.Stat(c.SchemaDir); err == nil {
 		env = append(env, "EYE_SCHEMA_DIR="+c.SchemaDir) // the shipped per-type schemas
 	}
@@ -123,7 +134,7 @@ func run(ctx context.Context) error {
 	}
 	go func() {
 		if waitHealthy(ctx, c.GatewayAddr, c.QueryAddr) {
-			banner(c, writeKey, readKey)
+			banner(c, keys)
 		}
 	}()
 
@@ -138,8 +149,12 @@ func run(ctx context.Context) error {
 }
 
 // devKeys returns the configured keys, or keys generated once and kept in
-// EYE_HOME/keys.env so they survive restarts like the data does.
-func devKeys(home, write, read string) (string, string, error) {
+// EYE_HOME/keys.env so they survive restarts like the data does. A key
+// missing from an older keys.env (EYE_DEV_ADMIN_KEY) is generated and
+// added. A saved read key that is not a read key (an older eye-dev saved
+// whatever EYE_DEV_READ_KEY held) is kept: it is registered with read
+// scope only whatever its prefix.
+func devKeys(home string, keys auth.DevKeys) (auth.DevKeys, error) {
 	path := filepath.Join(home, "keys.env")
 	saved := map[string]string{}
 	if f, err := os.Open(path); err == nil {
@@ -151,26 +166,31 @@ func devKeys(home, write, read string) (string, string, error) {
 		}
 		f.Close()
 	}
-	var err error
-	if write == "" {
-		if write = saved["EYE_DEV_WRITE_KEY"]; write == "" {
-			if write, err = auth.NewKey(auth.ScopeWrite); err != nil {
-				return "", "", err
-			}
+	for _, k := range []struct {
+		key   *string
+		env   string
+		scope auth.Scope
+	}{
+		{&keys.Write, "EYE_DEV_WRITE_KEY", auth.ScopeWrite},
+		{&keys.Read, "EYE_DEV_READ_KEY", auth.ScopeRead},
+		{&keys.Admin, "EYE_DEV_ADMIN_KEY", auth.ScopeAdmin},
+	} {
+		if *k.key != "" {
+			continue
 		}
-	}
-	if read == "" {
-		if read = saved["EYE_DEV_READ_KEY"]; read == "" {
-			if read, err = auth.NewKey(auth.ScopeRead); err != nil {
-				return "", "", err
-			}
+		if *k.key = saved[k.env]; *k.key != "" {
+			continue
+		}
+		var err error
+		if *k.key, err = auth.NewKey(k.scope); err != nil {
+			return keys, err
 		}
 	}
 	if err := os.MkdirAll(home, 0o755); err != nil {
-		return "", "", err
+		return keys, err
 	}
-	content := "EYE_DEV_WRITE_KEY=" + write + "\nEYE_DEV_READ_KEY=" + read + "\n"
-	return write, read, os.WriteFile(path, []byte(content), 0o600)
+	content := "EYE_DEV_WRITE_KEY=" + keys.Write + "\nEYE_DEV_READ_KEY=" + keys.Read + "\nEYE_DEV_ADMIN_KEY=" + keys.Admin + "\n"
+	return keys, os.WriteFile(path, []byte(content), 0o600)
 }
 
 // proc is a running service; done closes when it has exited.
@@ -218,7 +238,7 @@ func waitHealthy(ctx context.Context, addrs ...string) bool {
 	return true
 }
 
-func banner(c cfg, writeKey, readKey string) {
+func banner(c cfg, keys auth.DevKeys) {
 	gw, q := "http://localhost"+portOf(c.GatewayAddr), "http://localhost"+portOf(c.QueryAddr)
 	fmt.Printf(`
 The Eye is running (Ctrl-C to stop).
@@ -226,14 +246,16 @@ The Eye is running (Ctrl-C to stop).
   ingest-gateway  %[1]s   (swagger: %[1]s/docs/)
   query-api       %[2]s   (swagger: %[2]s/docs/)
 
-  write key  %[3]s
-  read key   %[4]s   (read + admin)
+  write key  %[3]s   (ingest only: POST /events/, /sessions/)
+  read key   %[4]s   (query only)
+  admin key  %[5]s   (query + edits, erasure, replays, keys, schemas)
+  (kept in %[6]s)
 
   curl -X POST %[1]s/events/ -H 'Authorization: Bearer %[3]s' -H 'Content-Type: application/json' \
     -d '{"session_id":"9ab1b579-7021-4e0c-8ea1-2ac9f52f3058","category":"page interaction","name":"pageview","data":{"host":"www.example.com","path":"/"},"timestamp":"2021-01-01 09:15:27.243860"}'
   curl '%[2]s/events/?session=9ab1b579-7021-4e0c-8ea1-2ac9f52f3058' -H 'Authorization: Bearer %[4]s'
 
-`, gw, q, writeKey, readKey)
+`, gw, q, keys.Write, keys.Read, keys.Admin, filepath.Join(c.Home, "keys.env"))
 }
 
 func portOf(addr string) string {

@@ -1,6 +1,7 @@
 // Command eye-postgres starts or stops a private Postgres cluster from the
-// machine's PostgreSQL binaries, as CI and scripts need one outside Go
-// tests. `start` prints the DSN of database "eye" on stdout.
+// machine's PostgreSQL binaries (or a build fetched from Maven Central when
+// it has none: see pkg/devstack/pgbin), as CI and scripts need one outside
+// Go tests. `start` prints the DSN of database "eye" on stdout.
 //
 //	eye-postgres start -dir DIR [-port N]
 //	eye-postgres stop -dir DIR

@@ -76,7 +76,8 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer db.Close()
-	authn, _, err := auth.Setup(startCtx, db, c.Keys.CacheTTL, c.DevWriteKey, c.DevReadKey)
+	authn, _, err := auth.Setup(startCtx, db, c.Keys.CacheTTL,
+		auth.DevKeys{Write: c.DevWriteKey, Read: c.DevReadKey, Admin: c.DevAdminKey})
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Takes one event object, a JSON array of them, or an NDJSON stream (Content-Type: application/x-ndjson, one event per line, any length, produced to Kafka as it arrives). Bodies may be gzip-compressed (Content-Encoding: gzip). The session is \"session_id\" or \"session\": {\"id\"}. An optional client \"id\" (UUID) makes retries idempotent; an optional \"sent_at\" corrects device clock skew. Answers 202 only after Kafka acknowledged every event (acks=all). A single event gets one receipt; an array one receipt per event in input order; a stream a count and its rejected lines. What the gateway can already tell is wrong (too large, too deep, not an object, no session id, a bad id) is rejected in the receipt and recorded as an error; a body that is not JSON gets 400 and is recorded as invalid_json. Browsers: CORS for the application's allowed origins; navigator.sendBeacon may pass the write key as ?key=.",
+                "description": "Takes one event object, a JSON array of them, or an NDJSON stream (Content-Type: application/x-ndjson, one event per line, any length, produced to Kafka as it arrives). Bodies may be gzip-compressed (Content-Encoding: gzip). The session is \"session_id\" or \"session\": {\"id\"}. An optional client \"id\" (UUID) makes retries idempotent; an optional \"sent_at\" corrects device clock skew. Answers 202 only after Kafka acknowledged every event (acks=all). A single event gets one receipt; an array one receipt per event in input order; a stream a count and its rejected lines. What the gateway can already tell is wrong (too large, too deep, not an object, no session id, a bad id) is rejected in the receipt and recorded as an error; a body that is not JSON gets 400 and is recorded as invalid_json. Content-Type must be application/json (or absent), an NDJSON type, or text/plain (read as JSON: what navigator.sendBeacon sends with a string body); any other (e.g. a form) gets 415 and is not recorded. Browsers: CORS for the application's allowed origins; navigator.sendBeacon may pass the write key as ?key=.",
                 "consumes": [
                     "application/json"
                 ],
@@ -82,13 +82,13 @@ const docTemplate = `{
                         }
                     },
                     "415": {
-                        "description": "Unsupported Media Type",
+                        "description": "Content-Type not JSON, NDJSON or text/plain, or Content-Encoding not gzip",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
                     "429": {
-                        "description": "rate limited, or too many failed authentications from this address: retry after Retry-After seconds",
+                        "description": "rate limited (events per key, or failed authentications from this address): retry after Retry-After seconds",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -196,7 +196,7 @@ const docTemplate = `{
                         }
                     },
                     "415": {
-                        "description": "Unsupported Media Type",
+                        "description": "Content-Type not JSON or text/plain",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }

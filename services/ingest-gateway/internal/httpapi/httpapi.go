@@ -63,13 +63,20 @@ func New(svc *ingest.Service, a *auth.Authenticator, cfg Config, ready gin.Handl
 
 // Register mounts the routes on r.
 func (a *API) Register(r *gin.Engine) {
-	write := []gin.HandlerFunc{beaconKey, httpx.LimitAuthFailures(a.cfg.AuthFailures), httpx.RequireScope(a.auth, auth.ScopeWrite), urlKeyWriteOnly, checkOrigin, a.bounded}
+	write := []gin.HandlerFunc{beaconKey, httpx.RequireScopeLimited(a.auth, auth.ScopeWrite, a.cfg.AuthFailures), urlKeyWriteOnly, checkOrigin,
+		httpx.AcceptBodies(bodyTypes...), a.bounded}
 	httpx.Handle(r, http.MethodPost, "/events", append(write, a.postEvents)...)
 	httpx.Handle(r, http.MethodPost, "/sessions", append(write, a.postSessions)...)
 	httpx.Handle(r, http.MethodOptions, "/events", preflight)
 	httpx.Handle(r, http.MethodOptions, "/sessions", preflight)
 	r.GET("/readyz", a.readyz)
 }
+
+// bodyTypes are the Content-Types the gateway reads: JSON, NDJSON, and
+// text/plain, which is what navigator.sendBeacon sends with a string body
+// (and what a browser may send cross-origin without a preflight); a
+// text/plain body is read as JSON. Anything else (a form, XML) gets 415.
+var bodyTypes = []string{"application/json", "application/*+json", "application/x-ndjson", "application/ndjson", "application/jsonlines", "text/plain"}
 
 // urlKeyWriteOnly refuses a key from the URL that can do more than write.
 func urlKeyWriteOnly(c *gin.Context) {
@@ -129,7 +136,7 @@ type StreamFailure struct {
 // postEvents ingests events.
 //
 //	@Summary		Ingest events
-//	@Description	Takes one event object, a JSON array of them, or an NDJSON stream (Content-Type: application/x-ndjson, one event per line, any length, produced to Kafka as it arrives). Bodies may be gzip-compressed (Content-Encoding: gzip). The session is "session_id" or "session": {"id"}. An optional client "id" (UUID) makes retries idempotent; an optional "sent_at" corrects device clock skew. Answers 202 only after Kafka acknowledged every event (acks=all). A single event gets one receipt; an array one receipt per event in input order; a stream a count and its rejected lines. What the gateway can already tell is wrong (too large, too deep, not an object, no session id, a bad id) is rejected in the receipt and recorded as an error; a body that is not JSON gets 400 and is recorded as invalid_json. Browsers: CORS for the application's allowed origins; navigator.sendBeacon may pass the write key as ?key=.
+//	@Description	Takes one event object, a JSON array of them, or an NDJSON stream (Content-Type: application/x-ndjson, one event per line, any length, produced to Kafka as it arrives). Bodies may be gzip-compressed (Content-Encoding: gzip). The session is "session_id" or "session": {"id"}. An optional client "id" (UUID) makes retries idempotent; an optional "sent_at" corrects device clock skew. Answers 202 only after Kafka acknowledged every event (acks=all). A single event gets one receipt; an array one receipt per event in input order; a stream a count and its rejected lines. What the gateway can already tell is wrong (too large, too deep, not an object, no session id, a bad id) is rejected in the receipt and recorded as an error; a body that is not JSON gets 400 and is recorded as invalid_json. Content-Type must be application/json (or absent), an NDJSON type, or text/plain (read as JSON: what navigator.sendBeacon sends with a string body); any other (e.g. a form) gets 415 and is not recorded. Browsers: CORS for the application's allowed origins; navigator.sendBeacon may pass the write key as ?key=.
 //	@Tags			events
 //	@Accept			json
 //	@Produce		json
@@ -141,8 +148,8 @@ type StreamFailure struct {
 //	@Failure		401		{object}	httpx.ErrorBody
 //	@Failure		403		{object}	httpx.ErrorBody
 //	@Failure		413		{object}	httpx.ErrorBody	"over a size or count limit (the message names it)"
-//	@Failure		415		{object}	httpx.ErrorBody
-//	@Failure		429		{object}	httpx.ErrorBody	"rate limited, or too many failed authentications from this address: retry after Retry-After seconds"
+//	@Failure		415		{object}	httpx.ErrorBody	"Content-Type not JSON, NDJSON or text/plain, or Content-Encoding not gzip"
+//	@Failure		429		{object}	httpx.ErrorBody	"rate limited (events per key, or failed authentications from this address): retry after Retry-After seconds"
 //	@Failure		503		{object}	httpx.ErrorBody	"Kafka did not acknowledge, or keys cannot be checked: nothing was accepted; retry after Retry-After seconds"
 //	@Router			/events/ [post]
 func (a *API) postEvents(c *gin.Context) {
@@ -224,7 +231,7 @@ type SessionReceipt struct {
 //	@Failure		403		{object}	httpx.ErrorBody	"the key lacks the write scope, or the Origin is not allowed"
 //	@Failure		409		{object}	httpx.ErrorBody
 //	@Failure		413		{object}	httpx.ErrorBody	"over EYE_MAX_BODY_BYTES"
-//	@Failure		415		{object}	httpx.ErrorBody
+//	@Failure		415		{object}	httpx.ErrorBody	"Content-Type not JSON or text/plain"
 //	@Failure		429		{object}	httpx.ErrorBody	"too many failed authentications from this address: retry after Retry-After seconds"
 //	@Failure		503		{object}	httpx.ErrorBody
 //	@Router			/sessions/ [post]

@@ -60,3 +60,29 @@ func TestUnsupportedEncodingAndCORSPreflight(t *testing.T) {
 		t.Fatalf("origin not allowed: %d", w.Code)
 	}
 }
+
+// Bodies the gateway cannot read get 415 naming the accepted types; the
+// types it reads, including the text/plain of navigator.sendBeacon, pass.
+func TestContentTypes(t *testing.T) {
+	h := newTestServer(t, testConfig())
+	const ev = `{"session_id":"9ab1b579-7021-4e0c-8ea1-2ac9f52f3058","category":"c","name":"n","data":{"a":1},"timestamp":"2021-01-01 00:00:00"}`
+	for _, ct := range []string{"application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml", "text/html", "not a type"} {
+		w := post(h, ev, "Content-Type", ct)
+		if w.Code != http.StatusUnsupportedMediaType || !strings.Contains(w.Body.String(), "unsupported_media_type") || !strings.Contains(w.Body.String(), "application/json") {
+			t.Errorf("%s: %d %s, want 415 naming the accepted types", ct, w.Code, w.Body)
+		}
+	}
+	for _, ct := range []string{"", "application/json", "application/json; charset=utf-8", "text/plain;charset=UTF-8", "application/x-ndjson", "Application/JSON"} {
+		if w := post(h, ev, "Content-Type", ct); w.Code != http.StatusAccepted {
+			t.Errorf("%q: %d %s, want 202", ct, w.Code, w.Body)
+		}
+	}
+	req := httptest.NewRequest(http.MethodPost, "/sessions/", strings.NewReader("id=x"))
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusUnsupportedMediaType {
+		t.Errorf("form-encoded session: %d %s", w.Code, w.Body)
+	}
+}

@@ -47,6 +47,9 @@ type cfg struct {
 	// SchemaDir holds JSON Schemas to store at start-up, laid out as
 	// <category>/<name>/<version>.json (docs/schemas.md); empty: none.
 	SchemaDir string `env:"EYE_SCHEMA_DIR"`
+	// SchemaCheck is how many of a type's most recent stored events a new
+	// schema version is checked against before it is stored.
+	SchemaCheck int `env:"EYE_SCHEMA_CHECK_EVENTS" default:"1000"`
 }
 
 func main() {
@@ -74,7 +77,8 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer db.Close()
-	authn, _, err := auth.Setup(startCtx, db, c.Keys.CacheTTL, c.DevWriteKey, c.DevReadKey)
+	authn, _, err := auth.Setup(startCtx, db, c.Keys.CacheTTL,
+		auth.DevKeys{Write: c.DevWriteKey, Read: c.DevReadKey, Admin: c.DevAdminKey})
 	if err != nil {
 		return err
 	}
@@ -149,7 +153,7 @@ func run(ctx context.Context) error {
 	// Ready when Postgres answers: reads need nothing else, and the features
 	// that publish to Kafka answer 503 on their own while it is away.
 	ready := httpx.Readyz(log, map[string]func(context.Context) error{"postgres": db.PingContext})
-	api, err := httpapi.New(store, admins, authn, ready, httpapi.WithEraser(eraser), httpapi.WithSchemas(schemaStore, schemaPub),
+	api, err := httpapi.New(store, admins, authn, ready, httpapi.WithEraser(eraser), httpapi.WithSchemas(schemaStore, schemaPub, c.SchemaCheck),
 		httpapi.WithReplayer(replayer))
 	if err != nil {
 		return err

@@ -139,6 +139,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "415": {
+                        "description": "unsupported_media_type: the body's Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "503": {
                         "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
@@ -272,6 +278,12 @@ const docTemplate = `{
                     },
                     "413": {
                         "description": "the body is over the limit",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "415": {
+                        "description": "unsupported_media_type: the body's Content-Type is not JSON",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -542,6 +554,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "415": {
+                        "description": "unsupported_media_type: the body's Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "503": {
                         "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
@@ -687,6 +705,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "415": {
+                        "description": "unsupported_media_type: the body's Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "503": {
                         "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
@@ -779,7 +803,7 @@ const docTemplate = `{
                         "BearerKey": []
                     }
                 ],
-                "description": "Stores schema as the next version (1, 2, …) of the event type category/name; versions are immutable. The schema validates the data object of the type's events: an event names the version it follows with \"schema_version\", otherwise the latest applies, and data that fails it becomes an error record with reason schema_violation (JSON pointer of the failing field). The schema is compiled first: one that does not compile, or references another document (only \"#/…\" references inside it work), gets 400 invalid_schema with the compiler's message. Once stored it is published to the validators, which apply it within seconds; published_at is null if Kafka did not acknowledge in time, and it is then published again every few seconds.",
+                "description": "Stores schema as the next version (1, 2, …) of the event type category/name; versions are immutable. The schema validates the data object of the type's events: an event names the version it follows with \"schema_version\", otherwise the latest applies, and data that fails it becomes an error record with reason schema_violation (JSON pointer of the failing field). The schema is compiled first: one that does not compile, or references another document (only \"#/…\" references inside it work), gets 400 invalid_schema with the compiler's message. A schema that accepts no event (false, {\"not\": {}}, an empty enum, a type that excludes objects, a const contradicting its type, …) gets 422 schema_accepts_nothing, even with force. The version is then checked against the type's most recent stored events (EYE_SCHEMA_CHECK_EVENTS, default 1000): with dry_run=true the answer is 200 with the check (how many would fail, with samples) and nothing is stored; a version that some of them fail gets 409 schema_rejects_events with the same check, unless force=true. Once stored it is published to the validators, which apply it within seconds; published_at is null if Kafka did not acknowledge in time, and it is then published again every few seconds.",
                 "consumes": [
                     "application/json"
                 ],
@@ -799,9 +823,27 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/internal_httpapi.SchemaRequest"
                         }
+                    },
+                    {
+                        "type": "boolean",
+                        "description": "check against stored events only: store nothing, answer 200 with the check",
+                        "name": "dry_run",
+                        "in": "query"
+                    },
+                    {
+                        "type": "boolean",
+                        "description": "store even if some checked events fail the new version",
+                        "name": "force",
+                        "in": "query"
                     }
                 ],
                 "responses": {
+                    "200": {
+                        "description": "dry run: what the version would do to the type's recent events",
+                        "schema": {
+                            "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_schemas.Impact"
+                        }
+                    },
                     "201": {
                         "description": "with a Location header",
                         "schema": {
@@ -809,7 +851,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "invalid_body, invalid_schema",
+                        "description": "invalid_body, invalid_schema, invalid_parameter",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -826,8 +868,26 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "409": {
+                        "description": "schema_rejects_events: some of the type's recent events fail it (force=true to store anyway)",
+                        "schema": {
+                            "$ref": "#/definitions/internal_httpapi.SchemaCheckFailure"
+                        }
+                    },
                     "413": {
                         "description": "Request Entity Too Large",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "415": {
+                        "description": "unsupported_media_type: the body's Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "422": {
+                        "description": "schema_accepts_nothing: no event's data can satisfy the schema",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1417,6 +1477,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "415": {
+                        "description": "unsupported_media_type: the body's Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "422": {
                         "description": "the event still fails: nothing published",
                         "schema": {
@@ -1685,6 +1751,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "415": {
+                        "description": "unsupported_media_type: the body's Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "503": {
                         "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
@@ -1835,6 +1907,12 @@ const docTemplate = `{
                     },
                     "413": {
                         "description": "the body is over the limit",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "415": {
+                        "description": "unsupported_media_type: the body's Content-Type is not JSON",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -3255,6 +3333,65 @@ const docTemplate = `{
                 }
             }
         },
+        "github_com_the-eye_eye_services_query-api_internal_schemas.Failure": {
+            "type": "object",
+            "required": [
+                "event_id",
+                "message",
+                "pointer"
+            ],
+            "properties": {
+                "event_id": {
+                    "type": "string"
+                },
+                "message": {
+                    "type": "string",
+                    "example": "missing property 'path'"
+                },
+                "pointer": {
+                    "description": "Pointer is the JSON pointer of the failing value in the event.",
+                    "type": "string",
+                    "example": "/data/path"
+                }
+            }
+        },
+        "github_com_the-eye_eye_services_query-api_internal_schemas.Impact": {
+            "type": "object",
+            "required": [
+                "category",
+                "checked",
+                "failing",
+                "name",
+                "samples"
+            ],
+            "properties": {
+                "category": {
+                    "type": "string",
+                    "example": "page interaction"
+                },
+                "checked": {
+                    "description": "Checked is how many stored events were validated: the type's most\nrecent by timestamp, at most the configured number\n(EYE_SCHEMA_CHECK_EVENTS).",
+                    "type": "integer",
+                    "example": 1000
+                },
+                "failing": {
+                    "description": "Failing is how many of them the version rejects.",
+                    "type": "integer",
+                    "example": 3
+                },
+                "name": {
+                    "type": "string",
+                    "example": "pageview"
+                },
+                "samples": {
+                    "description": "Samples are the first failures (at most MaxSamples), newest first.",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_schemas.Failure"
+                    }
+                }
+            }
+        },
         "github_com_the-eye_eye_services_query-api_internal_schemas.Record": {
             "type": "object",
             "required": [
@@ -3584,6 +3721,21 @@ const docTemplate = `{
                 "overlap": {
                     "type": "string",
                     "example": "24h"
+                }
+            }
+        },
+        "internal_httpapi.SchemaCheckFailure": {
+            "type": "object",
+            "required": [
+                "check",
+                "error"
+            ],
+            "properties": {
+                "check": {
+                    "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_schemas.Impact"
+                },
+                "error": {
+                    "$ref": "#/definitions/httpx.ErrorDetail"
                 }
             }
         },

@@ -17,15 +17,15 @@ import (
 // registerAdmin mounts the application and key administration routes behind
 // the admin-scope middleware.
 func (a *API) registerAdmin(r gin.IRoutes, adminScope gin.HandlerFunc) {
-	httpx.Handle(r, http.MethodPost, "/admin/applications", adminScope, a.createApplication)
+	httpx.Handle(r, http.MethodPost, "/admin/applications", adminScope, jsonBody, a.createApplication)
 	httpx.Handle(r, http.MethodGet, "/admin/applications", adminScope, a.listApplications)
 	httpx.Handle(r, http.MethodGet, "/admin/applications/:id", adminScope, a.getApplication)
-	httpx.Handle(r, http.MethodPatch, "/admin/applications/:id", adminScope, a.patchApplication)
+	httpx.Handle(r, http.MethodPatch, "/admin/applications/:id", adminScope, jsonBody, a.patchApplication)
 	httpx.Handle(r, http.MethodPost, "/admin/applications/:id/disable", adminScope, a.disableApplication)
 	httpx.Handle(r, http.MethodPost, "/admin/applications/:id/enable", adminScope, a.enableApplication)
-	httpx.Handle(r, http.MethodPost, "/admin/applications/:id/keys", adminScope, a.createKey)
+	httpx.Handle(r, http.MethodPost, "/admin/applications/:id/keys", adminScope, jsonBody, a.createKey)
 	httpx.Handle(r, http.MethodGet, "/admin/applications/:id/keys", adminScope, a.listKeys)
-	httpx.Handle(r, http.MethodPost, "/admin/keys/:id/rotate", adminScope, a.rotateKey)
+	httpx.Handle(r, http.MethodPost, "/admin/keys/:id/rotate", adminScope, jsonBody, a.rotateKey)
 	httpx.Handle(r, http.MethodPost, "/admin/keys/:id/revoke", adminScope, a.revokeKey)
 }
 
@@ -88,6 +88,7 @@ type KeyList struct {
 //	@Failure		401			{object}	httpx.ErrorBody
 //	@Failure		403			{object}	httpx.ErrorBody
 //	@Failure		413	{object}	httpx.ErrorBody	"the body is over the limit"
+//	@Failure		415	{object}	httpx.ErrorBody	"unsupported_media_type: the body's Content-Type is not JSON"
 //	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/applications/ [post]
 func (a *API) createApplication(c *gin.Context) {
@@ -175,6 +176,7 @@ func (a *API) getApplication(c *gin.Context) {
 //	@Failure		403			{object}	httpx.ErrorBody
 //	@Failure		404			{object}	httpx.ErrorBody
 //	@Failure		413	{object}	httpx.ErrorBody	"the body is over the limit"
+//	@Failure		415	{object}	httpx.ErrorBody	"unsupported_media_type: the body's Content-Type is not JSON"
 //	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/applications/{id} [patch]
 func (a *API) patchApplication(c *gin.Context) {
@@ -266,6 +268,7 @@ func (a *API) enableApplication(c *gin.Context) {
 //	@Failure		403	{object}	httpx.ErrorBody
 //	@Failure		404	{object}	httpx.ErrorBody
 //	@Failure		413	{object}	httpx.ErrorBody	"the body is over the limit"
+//	@Failure		415	{object}	httpx.ErrorBody	"unsupported_media_type: the body's Content-Type is not JSON"
 //	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/applications/{id}/keys [post]
 func (a *API) createKey(c *gin.Context) {
@@ -331,6 +334,7 @@ func (a *API) listKeys(c *gin.Context) {
 //	@Failure		404		{object}	httpx.ErrorBody
 //	@Failure		409		{object}	httpx.ErrorBody	"key_revoked, key_expired"
 //	@Failure		413	{object}	httpx.ErrorBody	"the body is over the limit"
+//	@Failure		415	{object}	httpx.ErrorBody	"unsupported_media_type: the body's Content-Type is not JSON"
 //	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/keys/{id}/rotate [post]
 func (a *API) rotateKey(c *gin.Context) {

@@ -26,12 +26,13 @@ import (
 func TestMain(m *testing.M) { testkit.Main(m) }
 
 const (
-	adminKey = "eye_r_httpapi_admin_test_key_000000000"
+	adminKey = "eye_a_httpapi_admin_test_key_000000000"
+	readKey  = "eye_r_httpapi_read_test_key_0000000000"
 	writeKey = "eye_w_httpapi_write_test_key_000000000"
 )
 
 // testServer is the query API on a fresh database with the dev keys:
-// adminKey (read + admin) and writeKey.
+// adminKey (read + admin), readKey (read only) and writeKey.
 type testServer struct {
 	http.Handler
 	db    *sqlx.DB
@@ -54,7 +55,7 @@ func newTestServer(t *testing.T, features func(s *testServer) []Option) *testSer
 	if s.keys, err = auth.NewPGStore(db); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.keys.RegisterDevKeys(ctx, writeKey, adminKey); err != nil {
+	if err := s.keys.RegisterDevKeys(ctx, auth.DevKeys{Write: writeKey, Read: readKey, Admin: adminKey}); err != nil {
 		t.Fatal(err)
 	}
 	authn, _ := auth.NewAuthenticator(s.keys, 50*time.Millisecond)
@@ -112,9 +113,18 @@ func (a answer) code(t *testing.T) string {
 
 func call(t *testing.T, h http.Handler, method, path, key, body string) answer {
 	t.Helper()
+	return callWith(t, h, method, path, key, body)
+}
+
+// callWith is call with extra request headers (name, value, …).
+func callWith(t *testing.T, h http.Handler, method, path, key, body string, headers ...string) answer {
+	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)

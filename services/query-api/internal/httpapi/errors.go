@@ -24,7 +24,7 @@ func (a *API) registerErrors(r *gin.Engine, read, admin gin.HandlerFunc) {
 	httpx.Handle(r, http.MethodGet, "/errors/summary", read, a.errorSummary)
 	if a.replayer != nil {
 		httpx.Handle(r, http.MethodPost, "/errors/replay", admin, a.replayErrors)
-		httpx.Handle(r, http.MethodPost, "/errors/:id/replay", admin, a.replayError)
+		httpx.Handle(r, http.MethodPost, "/errors/:id/replay", admin, jsonBody, a.replayError)
 	}
 }
 
@@ -129,6 +129,7 @@ type ReplayRequest struct {
 //	@Failure		403		{object}	httpx.ErrorBody
 //	@Failure		404		{object}	httpx.ErrorBody
 //	@Failure		413	{object}	httpx.ErrorBody	"the body is over the limit"
+//	@Failure		415	{object}	httpx.ErrorBody	"unsupported_media_type: the body's Content-Type is not JSON"
 //	@Failure		422		{object}	httpx.ErrorBody	"the event still fails: nothing published"
 //	@Failure		503		{object}	httpx.ErrorBody	"Kafka did not acknowledge: retry"
 //	@Router			/errors/{id}/replay [post]

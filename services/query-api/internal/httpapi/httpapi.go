@@ -53,14 +53,18 @@ func New(store *query.Store, admins *admin.Store, a *auth.Authenticator, ready g
 	return api, nil
 }
 
+// jsonBody answers 415 to a request body that is not JSON; every route
+// that reads a body has it.
+var jsonBody = httpx.AcceptBodies(httpx.JSONMediaTypes...)
+
 // Register mounts the routes on r.
 func (a *API) Register(r *gin.Engine) {
 	read := httpx.RequireScope(a.auth, auth.ScopeRead)
 	admin := httpx.RequireScope(a.auth, auth.ScopeAdmin)
 	httpx.Handle(r, http.MethodGet, "/events", read, a.listEvents)
 	httpx.Handle(r, http.MethodGet, "/events/:id", read, a.getEvent)
-	httpx.Handle(r, http.MethodPut, "/events/:id", admin, a.putEvent)
-	httpx.Handle(r, http.MethodPatch, "/events/:id", admin, a.patchEvent)
+	httpx.Handle(r, http.MethodPut, "/events/:id", admin, jsonBody, a.putEvent)
+	httpx.Handle(r, http.MethodPatch, "/events/:id", admin, jsonBody, a.patchEvent)
 	httpx.Handle(r, http.MethodDelete, "/events/:id", admin, a.deleteEvent)
 	httpx.Handle(r, http.MethodGet, "/events/:id/audit", admin, a.eventAudit)
 	httpx.Handle(r, http.MethodGet, "/sessions", read, a.listSessions)
@@ -194,6 +198,7 @@ type EventChange struct {
 //	@Failure		404			{object}	httpx.ErrorBody
 //	@Failure		412			{object}	httpx.ErrorBody
 //	@Failure		413	{object}	httpx.ErrorBody	"the body is over the limit"
+//	@Failure		415	{object}	httpx.ErrorBody	"unsupported_media_type: the body's Content-Type is not JSON"
 //	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/events/{id} [put]
 func (a *API) putEvent(c *gin.Context) { a.change(c, a.store.Replace) }
@@ -216,6 +221,7 @@ func (a *API) putEvent(c *gin.Context) { a.change(c, a.store.Replace) }
 //	@Failure		404			{object}	httpx.ErrorBody
 //	@Failure		412			{object}	httpx.ErrorBody
 //	@Failure		413	{object}	httpx.ErrorBody	"the body is over the limit"
+//	@Failure		415	{object}	httpx.ErrorBody	"unsupported_media_type: the body's Content-Type is not JSON"
 //	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/events/{id} [patch]
 func (a *API) patchEvent(c *gin.Context) { a.change(c, a.store.Patch) }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -20,12 +21,22 @@ import (
 type schemaAPI struct {
 	store *schemas.Store
 	pub   *schemas.Publisher
+	check int // stored events a new version is checked against
 }
 
+// DefaultSchemaCheck is how many of a type's most recent stored events a
+// new schema version is checked against unless WithSchemas is told.
+const DefaultSchemaCheck = 1000
+
 // WithSchemas serves the schema registry under /admin/schemas: versions are
-// stored in store and published through pub.
-func WithSchemas(store *schemas.Store, pub *schemas.Publisher) Option {
-	return func(a *API) { a.schemas = &schemaAPI{store: store, pub: pub} }
+// stored in store and published through pub, each first checked against
+// the last check stored events of its type (DefaultSchemaCheck when 0 or
+// less).
+func WithSchemas(store *schemas.Store, pub *schemas.Publisher, check int) Option {
+	if check <= 0 {
+		check = DefaultSchemaCheck
+	}
+	return func(a *API) { a.schemas = &schemaAPI{store: store, pub: pub, check: check} }
 }
 
 // registerSchemas mounts the schema routes behind the admin-scope
@@ -34,7 +45,7 @@ func (a *API) registerSchemas(r gin.IRoutes, adminScope gin.HandlerFunc) {
 	if a.schemas == nil {
 		return
 	}
-	httpx.Handle(r, http.MethodPost, "/admin/schemas", adminScope, a.schemas.add)
+	httpx.Handle(r, http.MethodPost, "/admin/schemas", adminScope, jsonBody, a.schemas.add)
 	httpx.Handle(r, http.MethodGet, "/admin/schemas", adminScope, a.schemas.list)
 	httpx.Handle(r, http.MethodGet, "/admin/schemas/:category/:name/:version", adminScope, a.schemas.get)
 }
@@ -46,6 +57,13 @@ type SchemaRequest struct {
 	// Schema is a JSON Schema (draft 2020-12 unless it says otherwise with
 	// $schema) for the events' data object.
 	Schema json.RawMessage `json:"schema"`
+}
+
+// SchemaCheckFailure answers a version refused because it rejects stored
+// events of its type: the error and what the check found.
+type SchemaCheckFailure struct {
+	Error httpx.ErrorDetail `json:"error"`
+	Check schemas.Impact    `json:"check"`
 }
 
 // SchemaList is a page of schema versions.
@@ -60,20 +78,40 @@ const maxSchemaBody = 256 << 10
 // add stores a new schema version and publishes it to the validators.
 //
 //	@Summary		Add a schema version
-//	@Description	Stores schema as the next version (1, 2, …) of the event type category/name; versions are immutable. The schema validates the data object of the type's events: an event names the version it follows with "schema_version", otherwise the latest applies, and data that fails it becomes an error record with reason schema_violation (JSON pointer of the failing field). The schema is compiled first: one that does not compile, or references another document (only "#/…" references inside it work), gets 400 invalid_schema with the compiler's message. Once stored it is published to the validators, which apply it within seconds; published_at is null if Kafka did not acknowledge in time, and it is then published again every few seconds.
+//	@Description	Stores schema as the next version (1, 2, …) of the event type category/name; versions are immutable. The schema validates the data object of the type's events: an event names the version it follows with "schema_version", otherwise the latest applies, and data that fails it becomes an error record with reason schema_violation (JSON pointer of the failing field). The schema is compiled first: one that does not compile, or references another document (only "#/…" references inside it work), gets 400 invalid_schema with the compiler's message. A schema that accepts no event (false, {"not": {}}, an empty enum, a type that excludes objects, a const contradicting its type, …) gets 422 schema_accepts_nothing, even with force. The version is then checked against the type's most recent stored events (EYE_SCHEMA_CHECK_EVENTS, default 1000): with dry_run=true the answer is 200 with the check (how many would fail, with samples) and nothing is stored; a version that some of them fail gets 409 schema_rejects_events with the same check, unless force=true. Once stored it is published to the validators, which apply it within seconds; published_at is null if Kafka did not acknowledge in time, and it is then published again every few seconds.
 //	@Tags			schemas
 //	@Accept			json
 //	@Produce		json
 //	@Security		BearerKey
 //	@Param			schema	body		SchemaRequest	true	"type and JSON Schema"
+//	@Param			dry_run	query		bool			false	"check against stored events only: store nothing, answer 200 with the check"
+//	@Param			force	query		bool			false	"store even if some checked events fail the new version"
+//	@Success		200		{object}	schemas.Impact	"dry run: what the version would do to the type's recent events"
 //	@Success		201		{object}	schemas.Record	"with a Location header"
-//	@Failure		400		{object}	httpx.ErrorBody	"invalid_body, invalid_schema"
+//	@Failure		400		{object}	httpx.ErrorBody	"invalid_body, invalid_schema, invalid_parameter"
 //	@Failure		401		{object}	httpx.ErrorBody
 //	@Failure		403		{object}	httpx.ErrorBody
+//	@Failure		409		{object}	SchemaCheckFailure	"schema_rejects_events: some of the type's recent events fail it (force=true to store anyway)"
 //	@Failure		413		{object}	httpx.ErrorBody
+//	@Failure		415		{object}	httpx.ErrorBody	"unsupported_media_type: the body's Content-Type is not JSON"
+//	@Failure		422		{object}	httpx.ErrorBody	"schema_accepts_nothing: no event's data can satisfy the schema"
 //	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/schemas/ [post]
 func (s *schemaAPI) add(c *gin.Context) {
+	guard := schemas.Guard{Check: s.check}
+	for _, f := range []struct {
+		name string
+		dst  *bool
+	}{{"dry_run", &guard.DryRun}, {"force", &guard.Force}} {
+		if v := c.Query(f.name); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				httpx.Abort(c, http.StatusBadRequest, "invalid_parameter", f.name+": must be true or false")
+				return
+			}
+			*f.dst = b
+		}
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxSchemaBody))
 	if err != nil {
 		httpx.Abort(c, http.StatusRequestEntityTooLarge, "body_too_large", "request body is over 256 KiB")
@@ -91,13 +129,28 @@ func (s *schemaAPI) add(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	rec, err := s.store.Add(ctx, req.Category, req.Name, req.Schema, httpx.PrincipalOf(c).KeyID)
-	if errors.Is(err, schema.ErrInvalid) {
+	rec, impact, err := s.store.Add(ctx, req.Category, req.Name, req.Schema, httpx.PrincipalOf(c).KeyID, guard)
+	switch {
+	case errors.Is(err, schema.ErrInvalid):
 		httpx.Abort(c, http.StatusBadRequest, "invalid_schema", err.Error())
 		return
-	}
-	if err != nil {
+	case errors.Is(err, schema.ErrAcceptsNothing):
+		httpx.Abort(c, http.StatusUnprocessableEntity, "schema_accepts_nothing",
+			err.Error()+": as the type's latest version it would turn every later event of the type into an error")
+		return
+	case errors.Is(err, schemas.ErrBreaksEvents):
+		c.AbortWithStatusJSON(http.StatusConflict, SchemaCheckFailure{
+			Error: httpx.ErrorDetail{Code: "schema_rejects_events", Message: fmt.Sprintf(
+				"%d of the type's last %d stored events fail this schema: events like them would become errors; check with dry_run=true, or store it anyway with force=true",
+				impact.Failing, impact.Checked)},
+			Check: impact,
+		})
+		return
+	case err != nil:
 		fail(c, err)
+		return
+	case guard.DryRun:
+		c.JSON(http.StatusOK, impact)
 		return
 	}
 	// Stored: the answer is 201 whatever Kafka says; the Publisher retries.

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/services/query-api/internal/admin"
 	"github.com/the-eye/eye/services/query-api/internal/schemas"
@@ -65,7 +68,7 @@ func newSchemaServer(t *testing.T, topic *schemaTopic) (http.Handler, *schemas.P
 		if err != nil {
 			t.Fatal(err)
 		}
-		return []Option{WithSchemas(ss, pub)}
+		return []Option{WithSchemas(ss, pub, 0)}
 	})
 	return s, pub
 }
@@ -217,5 +220,66 @@ func TestApplicationStrictTypes(t *testing.T) {
 	res.decode(t, &app)
 	if res.status != http.StatusOK || app.Settings.StrictTypes {
 		t.Fatalf("patch: %d %s", res.status, res.body)
+	}
+}
+
+// TestSchemaGuards: a schema that accepts nothing gets 422; a dry run
+// answers 200 with how many stored events would fail and stores nothing; a
+// version that stored events fail gets 409 with the same check unless
+// forced.
+func TestSchemaGuards(t *testing.T) {
+	topic := &schemaTopic{}
+	s := newTestServer(t, func(s *testServer) []Option {
+		ss, err := schemas.NewStore(s.db, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := schemas.NewPublisher(schemas.PublisherConfig{Store: ss, Producer: topic, Topic: "eye.schemas.v1", Timeout: time.Second,
+			Interval: time.Hour, Ensure: func(context.Context) error { return nil }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []Option{WithSchemas(ss, pub, 5)}
+	})
+	for i, data := range []string{`{"host":"a"}`, `{"host":"a","path":"/"}`, `{"host":"a","path":"/"}`, `{"path":"/"}`, `{"host":"a","path":"/"}`, `{"host":"a"}`} {
+		s.db.MustExec(`INSERT INTO events (id, app_id, session_id, category, name, data, "timestamp", received_at) VALUES ($1, $2, $3, 'page interaction', 'pageview', $4, $5, now())`,
+			uuid.New(), auth.DevAppID, uuid.New(), data, time.Date(2021, 1, 1, 0, i, 0, 0, time.UTC))
+	}
+	add := func(query, schema string) answer {
+		return call(t, s, "POST", "/admin/schemas/"+query, adminKey, `{"category": "page interaction", "name": "pageview", "schema": `+schema+`}`)
+	}
+	for _, nothing := range []string{`false`, `{"not": {}}`, `{"enum": []}`, `{"type": "string", "const": 1}`} {
+		if res := add("?force=true", nothing); res.status != http.StatusUnprocessableEntity || res.code(t) != "schema_accepts_nothing" {
+			t.Errorf("%s: %d %s, want 422 schema_accepts_nothing", nothing, res.status, res.body)
+		}
+	}
+	// The last 5 events by timestamp: the oldest ({"host":"a"}) is not checked.
+	var check schemas.Impact
+	res := add("?dry_run=true", pageviewSchema)
+	res.decode(t, &check)
+	if res.status != http.StatusOK || check.Checked != 5 || check.Failing != 2 || len(check.Samples) != 2 ||
+		check.Samples[0].Pointer != "/data/path" || check.Samples[1].Pointer != "/data/host" {
+		t.Fatalf("dry run: %d %s", res.status, res.body)
+	}
+	var refused SchemaCheckFailure
+	res = add("", pageviewSchema)
+	res.decode(t, &refused)
+	if res.status != http.StatusConflict || refused.Error.Code != "schema_rejects_events" || refused.Check.Failing != 2 || !strings.Contains(refused.Error.Message, "force=true") {
+		t.Fatalf("unforced: %d %s", res.status, res.body)
+	}
+	if len(topic.keys()) != 0 {
+		t.Fatalf("published after a dry run and a refusal: %v", topic.keys())
+	}
+	if res := add("?dry_run=maybe", pageviewSchema); res.status != http.StatusBadRequest || res.code(t) != "invalid_parameter" {
+		t.Fatalf("dry_run=maybe: %d %s", res.status, res.body)
+	}
+	var rec schemas.Record
+	res = add("?force=true", pageviewSchema)
+	res.decode(t, &rec)
+	if res.status != http.StatusCreated || rec.Version != 1 {
+		t.Fatalf("forced: %d %s", res.status, res.body)
+	}
+	if res := add("", `{"type": "object"}`); res.status != http.StatusCreated {
+		t.Fatalf("a version every event passes: %d %s", res.status, res.body)
 	}
 }

@@ -95,11 +95,31 @@ func (r row) record() Record {
 const lockType = `SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 4))`
 
 // Add compiles src and stores it as the next version of category/name
-// (1 for a new type). A schema that does not compile is refused with an
-// error wrapping schema.ErrInvalid and carrying the compiler's message.
-func (s *Store) Add(ctx context.Context, category, name string, src []byte, by uuid.UUID) (Record, error) {
-	if _, err := schema.Compile(category, name, 1, src); err != nil {
-		return Record{}, err
+// (1 for a new type), guarded by g (see Guard). A schema that does not
+// compile is refused with an error wrapping schema.ErrInvalid and carrying
+// the compiler's message; one that accepts no event with
+// schema.ErrAcceptsNothing; one that rejects some of the checked events
+// with ErrBreaksEvents (unless g.Force), the Impact saying which. A dry run
+// returns the Impact and stores nothing (a zero Record).
+func (s *Store) Add(ctx context.Context, category, name string, src []byte, by uuid.UUID, g Guard) (Record, Impact, error) {
+	sc, err := schema.Compile(category, name, 1, src)
+	if err != nil {
+		return Record{}, Impact{}, err
+	}
+	if err := schema.CheckAcceptsSomething(src); err != nil {
+		return Record{}, Impact{}, err
+	}
+	impact := Impact{Category: category, Name: name, Samples: []Failure{}}
+	if g.Check > 0 {
+		if impact, err = s.impact(ctx, sc, g.Check); err != nil {
+			return Record{}, Impact{}, err
+		}
+	}
+	if g.DryRun {
+		return Record{}, impact, nil
+	}
+	if impact.Failing > 0 && !g.Force {
+		return Record{}, impact, fmt.Errorf("%w: %d of the last %d", ErrBreaksEvents, impact.Failing, impact.Checked)
 	}
 	const insert = `
 		INSERT INTO event_schemas (category, name, version, schema, created_by)
@@ -107,16 +127,16 @@ func (s *Store) Add(ctx context.Context, category, name string, src []byte, by u
 		FROM event_schemas WHERE category = $1 AND name = $2
 		RETURNING ` + cols
 	var r row
-	err := s.tx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
+	err = s.tx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, lockType, category, name); err != nil {
 			return err
 		}
 		return tx.GetContext(ctx, &r, insert, category, name, string(src), by)
 	})
 	if err != nil {
-		return Record{}, fmt.Errorf("add schema: %w", err)
+		return Record{}, impact, fmt.Errorf("add schema: %w", err)
 	}
-	return r.record(), nil
+	return r.record(), impact, nil
 }
 
 // Put stores a compiled version as it is, unless that version exists: then

@@ -48,7 +48,7 @@ func TestConcurrentAddsGetDistinctVersions(t *testing.T) {
 	)
 	for range n {
 		wg.Go(func() {
-			rec, err := s.Add(ctx, "c", "n", []byte(`{"type": "object"}`), uuid.New())
+			rec, _, err := s.Add(ctx, "c", "n", []byte(`{"type": "object"}`), uuid.New(), Guard{})
 			if err != nil {
 				t.Error(err)
 				return
@@ -65,10 +65,10 @@ func TestConcurrentAddsGetDistinctVersions(t *testing.T) {
 			t.Fatalf("versions %v", versions)
 		}
 	}
-	if rec, err := s.Add(ctx, "c", "other", []byte(`{}`), uuid.New()); err != nil || rec.Version != 1 {
+	if rec, _, err := s.Add(ctx, "c", "other", []byte(`{}`), uuid.New(), Guard{}); err != nil || rec.Version != 1 {
 		t.Fatalf("another type starts at 1: %+v %v", rec, err)
 	}
-	if _, err := s.Add(ctx, "c", "n", []byte(`{"minimum": "x"}`), uuid.New()); !errors.Is(err, schema.ErrInvalid) {
+	if _, _, err := s.Add(ctx, "c", "n", []byte(`{"minimum": "x"}`), uuid.New(), Guard{}); !errors.Is(err, schema.ErrInvalid) {
 		t.Fatalf("invalid schema: %v", err)
 	}
 	if _, err := s.Get(ctx, "c", "n", n+1); !errors.Is(err, ErrNotFound) {
@@ -99,7 +99,7 @@ func TestPutIsIdempotentAndVersionsImmutable(t *testing.T) {
 	if err != nil || rec.CreatedBy != nil || rec.PublishedAt != nil {
 		t.Fatalf("loaded version: %+v %v", rec, err)
 	}
-	if rec, err := s.Add(ctx, "c", "n", []byte(`{}`), uuid.New()); err != nil || rec.Version != 3 {
+	if rec, _, err := s.Add(ctx, "c", "n", []byte(`{}`), uuid.New(), Guard{}); err != nil || rec.Version != 3 {
 		t.Fatalf("an added version follows the loaded one: %+v %v", rec, err)
 	}
 	un, err := s.Unpublished(ctx, 10)
