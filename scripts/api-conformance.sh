@@ -54,7 +54,7 @@ chmod 755 "$work" # Postgres runs as an unprivileged user and must reach its dat
 report=${CONFORMANCE_REPORT:-$work/report}
 mkdir -p "$report"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-gw_port=$(free_port) q_port=$(free_port) pg_port=$(free_port) k_port=$(free_port)
+gw_port=$(free_port) q_port=$(free_port) v_port=$(free_port) w_port=$(free_port) pg_port=$(free_port) k_port=$(free_port)
 gw=http://127.0.0.1:$gw_port q=http://127.0.0.1:$q_port
 
 dev_pid=
@@ -75,7 +75,8 @@ trap cleanup EXIT
 log "starting the pipeline on a throwaway home $work/home (gateway $gw, query-api $q)"
 env -u EYE_POSTGRES_DSN -u EYE_KAFKA_BROKERS \
   EYE_HOME="$work/home" EYE_DEV_POSTGRES_PORT="$pg_port" EYE_DEV_KAFKA_PORT="$k_port" \
-  EYE_GATEWAY_ADDR="127.0.0.1:$gw_port" EYE_QUERY_ADDR="127.0.0.1:$q_port" EYE_LOG_LEVEL=warn \
+  EYE_GATEWAY_ADDR="127.0.0.1:$gw_port" EYE_QUERY_ADDR="127.0.0.1:$q_port" \
+  EYE_VALIDATOR_ADDR="127.0.0.1:$v_port" EYE_WRITER_ADDR="127.0.0.1:$w_port" EYE_LOG_LEVEL=warn \
   bin/eye-dev >"$report/pipeline.log" 2>&1 &
 dev_pid=$!
 ready() { curl -fs -o /dev/null "$1/readyz" 2>/dev/null; }
@@ -138,6 +139,13 @@ run() { # name base-url spec key
     --suppress-health-check all --no-color \
     --report junit --report-junit-path "$report/$name.xml"); then
     failed+=("$name")
+  fi
+  if ! kill -0 "$dev_pid" 2>/dev/null; then
+    wait "$dev_pid" && status=0 || status=$?
+    dev_pid=
+    tail -30 "$report/pipeline.log" >&2
+    log "the pipeline stopped during $name (eye-dev exit status $status)"
+    exit 1
   fi
 }
 # Both documents are checked: the Swagger 2 one swag generates (doc.json)

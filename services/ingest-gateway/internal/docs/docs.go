@@ -52,9 +52,9 @@ const docTemplate = `{
                 ],
                 "responses": {
                     "202": {
-                        "description": "single event (an array gets BatchReceipt, a stream ingest.StreamResult)",
+                        "description": "a single event's receipt, an array's receipts (events), or a stream's counts",
                         "schema": {
-                            "$ref": "#/definitions/github_com_the-eye_eye_services_ingest-gateway_internal_ingest.Receipt"
+                            "$ref": "#/definitions/internal_httpapi.IngestAnswer"
                         }
                     },
                     "400": {
@@ -329,6 +329,35 @@ const docTemplate = `{
                 }
             }
         },
+        "github_com_the-eye_eye_services_ingest-gateway_internal_ingest.LineReceipt": {
+            "type": "object",
+            "required": [
+                "id",
+                "line",
+                "status"
+            ],
+            "properties": {
+                "id": {
+                    "type": "string"
+                },
+                "line": {
+                    "type": "integer"
+                },
+                "reasons": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/event.Reason"
+                    }
+                },
+                "status": {
+                    "type": "string",
+                    "enum": [
+                        "accepted",
+                        "rejected"
+                    ]
+                }
+            }
+        },
         "github_com_the-eye_eye_services_ingest-gateway_internal_ingest.Receipt": {
             "type": "object",
             "required": [
@@ -421,6 +450,46 @@ const docTemplate = `{
                 "timestamp": {
                     "type": "string",
                     "example": "2021-01-01 09:15:27.243860"
+                }
+            }
+        },
+        "internal_httpapi.IngestAnswer": {
+            "type": "object",
+            "properties": {
+                "accepted": {
+                    "type": "integer"
+                },
+                "events": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/github_com_the-eye_eye_services_ingest-gateway_internal_ingest.Receipt"
+                    }
+                },
+                "id": {
+                    "type": "string",
+                    "example": "01913a8e-7f3a-7cc2-9d6a-8b4f0e1c2d3e"
+                },
+                "reasons": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/event.Reason"
+                    }
+                },
+                "rejected": {
+                    "type": "integer"
+                },
+                "rejections": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/github_com_the-eye_eye_services_ingest-gateway_internal_ingest.LineReceipt"
+                    }
+                },
+                "status": {
+                    "type": "string",
+                    "enum": [
+                        "accepted",
+                        "rejected"
+                    ]
                 }
             }
         },

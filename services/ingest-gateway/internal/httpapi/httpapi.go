@@ -126,6 +126,21 @@ type BatchReceipt struct {
 	Events []ingest.Receipt `json:"events"`
 }
 
+// IngestAnswer documents the 202 answer of POST /events/, whose shape
+// follows the body's: a single event gets one ingest.Receipt (id, status,
+// reasons), an array a BatchReceipt (events), an NDJSON stream an
+// ingest.StreamResult (accepted, rejected, rejections). Swagger 2 has no
+// "one of", so every field is optional here.
+type IngestAnswer struct {
+	ID         string               `json:"id" validate:"optional" example:"01913a8e-7f3a-7cc2-9d6a-8b4f0e1c2d3e"`
+	Status     string               `json:"status" validate:"optional" enums:"accepted,rejected"`
+	Reasons    event.Reasons        `json:"reasons" validate:"optional"`
+	Events     []ingest.Receipt     `json:"events" validate:"optional"`
+	Accepted   int                  `json:"accepted" validate:"optional"`
+	Rejected   int                  `json:"rejected" validate:"optional"`
+	Rejections []ingest.LineReceipt `json:"rejections" validate:"optional"`
+}
+
 // StreamFailure answers an NDJSON stream stopped part-way.
 type StreamFailure struct {
 	Error httpx.ErrorDetail `json:"error"`
@@ -143,7 +158,7 @@ type StreamFailure struct {
 //	@Security		BearerKey
 //	@Param			event	body		EventDoc	true	"an event, an array of events, or NDJSON"
 //	@Param			key		query		string		false	"write key, for navigator.sendBeacon only"
-//	@Success		202		{object}	ingest.Receipt	"single event (an array gets BatchReceipt, a stream ingest.StreamResult)"
+//	@Success		202		{object}	IngestAnswer	"a single event's receipt, an array's receipts (events), or a stream's counts"
 //	@Failure		400		{object}	httpx.ErrorBody
 //	@Failure		401		{object}	httpx.ErrorBody
 //	@Failure		403		{object}	httpx.ErrorBody
