@@ -3698,7 +3698,12 @@ const docTemplate = `{
                 "scopes": {
                     "type": "array",
                     "items": {
-                        "type": "string"
+                        "type": "string",
+                        "enum": [
+                            "write",
+                            "read",
+                            "admin"
+                        ]
                     },
                     "example": [
                         "write"
@@ -3776,10 +3781,14 @@ const docTemplate = `{
             "properties": {
                 "category": {
                     "type": "string",
+                    "maxLength": 255,
+                    "minLength": 1,
                     "example": "page interaction"
                 },
                 "name": {
                     "type": "string",
+                    "maxLength": 255,
+                    "minLength": 1,
                     "example": "pageview"
                 },
                 "schema": {

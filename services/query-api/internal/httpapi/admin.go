@@ -52,7 +52,7 @@ type ApplicationPatch struct {
 
 // KeyRequest is the body that creates a key.
 type KeyRequest struct {
-	Scopes []auth.Scope `json:"scopes" swaggertype:"array,string" example:"write"`
+	Scopes []auth.Scope `json:"scopes" swaggertype:"array,string" enums:"write,read,admin" example:"write"`
 	Label  string       `json:"label" validate:"optional" example:"checkout page"`
 }
 

@@ -52,8 +52,8 @@ func (a *API) registerSchemas(r gin.IRoutes, adminScope gin.HandlerFunc) {
 
 // SchemaRequest is the body that adds a schema version.
 type SchemaRequest struct {
-	Category string `json:"category" example:"page interaction"`
-	Name     string `json:"name" example:"pageview"`
+	Category string `json:"category" minLength:"1" maxLength:"255" example:"page interaction"`
+	Name     string `json:"name" minLength:"1" maxLength:"255" example:"pageview"`
 	// Schema is a JSON Schema (draft 2020-12 unless it says otherwise with
 	// $schema) for the events' data object.
 	Schema json.RawMessage `json:"schema"`
