@@ -164,6 +164,13 @@ type Consumer struct {
 	SessionTimeout time.Duration `env:"EYE_KAFKA_SESSION_TIMEOUT" default:"10s"`
 	// HeartbeatInterval must be well below SessionTimeout (a third or less).
 	HeartbeatInterval time.Duration `env:"EYE_KAFKA_HEARTBEAT_INTERVAL" default:"1s"`
+	// MaxAttempts is how often a batch failing permanently (records the
+	// stage can never store) is tried before its records at fault are
+	// isolated and dead-lettered; Backoff is the first wait between
+	// attempts, doubling up to MaxBackoff (kafkax.ConsumerConfig).
+	MaxAttempts int           `env:"EYE_CONSUMER_MAX_ATTEMPTS" default:"5"`
+	Backoff     time.Duration `env:"EYE_CONSUMER_BACKOFF" default:"100ms"`
+	MaxBackoff  time.Duration `env:"EYE_CONSUMER_MAX_BACKOFF" default:"10s"`
 }
 
 // Keys configures API-key checking, for the services that authenticate.

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/the-eye/eye/pkg/contract"
+	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/pkg/kafkax"
 	"github.com/the-eye/eye/pkg/metrics"
 )
@@ -127,5 +129,68 @@ func TestBadInputsThroughThePipeline(t *testing.T) {
 			}
 			return false
 		})
+	})
+
+	// A record the writer can decode but Postgres refuses (a NUL in a text
+	// column, SQLSTATE 22021) fails its batch for good: after the retries
+	// it goes to the dead-letter topic, and the errors partition flows on.
+	t.Run("a record Postgres refuses is dead-lettered and the partition flows on", func(t *testing.T) {
+		topics := contract.NewTopics(p.envValue("EYE_TOPIC_PREFIX"))
+		brokers := strings.Split(p.envValue("EYE_KAFKA_BROKERS"), ",")
+		prod, err := kafkax.NewProducer(kafkax.ProducerConfig{Brokers: brokers, Metrics: metrics.New("e2e")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer prod.Close()
+		// The application of the e2e keys, from an error record of its own.
+		res := do(t, "POST", p.gateway+"/events/", writeKey, "not json")
+		m := recordedAs.FindStringSubmatch(string(res.body))
+		if m == nil {
+			t.Fatalf("no error id in %d %s", res.status, res.body)
+		}
+		var own struct {
+			AppID uuid.UUID `json:"app_id"`
+		}
+		p.eventually(15*time.Second, "the gateway's error record", func() bool {
+			r := do(t, "GET", p.query+"/errors/"+m[1], readKey, nil)
+			if r.status != http.StatusOK {
+				return false
+			}
+			r.json(t, &own)
+			return true
+		})
+		sid := uuid.MustParse(session)
+		record := func(stage string) contract.Message {
+			now := time.Now().UTC()
+			msg, err := contract.Encode(topics.Errors, session, &contract.Error{
+				ID: uuid.New(), AppID: own.AppID, SessionID: &sid, Stage: stage,
+				Reasons: []event.Reason{{Code: event.CodeStorageRejected, Message: "made by the e2e test"}},
+				Payload: contract.NewPayload([]byte(`{"a":1}`)), ReceivedAt: now, DetectedAt: now,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return msg
+		}
+		poison, good := record("writer\x00"), record("writer")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := prod.Publish(ctx, poison, good); err != nil { // same key: one partition, poison first
+			t.Fatal(err)
+		}
+		var goodID struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(good.Value, &goodID); err != nil {
+			t.Fatal(err)
+		}
+		p.eventually(60*time.Second, "the record after the refused one", func() bool {
+			return do(t, "GET", p.query+"/errors/"+goodID.ID, readKey, nil).status == http.StatusOK
+		})
+		dead := p.readTopic(t, func(t contract.Topics) string { return t.DeadLetter }, func(m kafka.Message) bool { return string(m.Value) == string(poison.Value) })
+		if h := headers(dead); string(dead.Key) != session || h[contract.HeaderDLQStage] != "writer" ||
+			!strings.Contains(h[contract.HeaderDLQReason], "permanently") || !strings.HasPrefix(h[contract.HeaderDLQSource], topics.Errors+"/") {
+			t.Fatalf("dead letter: key %s, headers %v", dead.Key, h)
+		}
 	})
 }

@@ -25,7 +25,7 @@ var services = []string{"ingest-gateway", "validator", "writer", "query-api"}
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "eye-e2e-bin-")
+	dir, err := testkit.TempDir("eye-e2e-bin-") // removed by testkit.Main
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -46,7 +46,6 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	defer os.RemoveAll(dir)
 	testkit.Main(m)
 }
 

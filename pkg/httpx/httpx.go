@@ -300,24 +300,55 @@ func recovery(log *slog.Logger) gin.HandlerFunc {
 	}
 }
 
-// Serve runs an HTTP server on addr until ctx is cancelled, then stops
-// accepting and drains in-flight requests for up to 15 s.
+// Timeouts bound every connection of a server. A route that may take
+// longer to read its request or write its answer (an NDJSON stream) lifts
+// the read and write deadlines of its own request with ExtendDeadlines.
+type Timeouts struct {
+	ReadHeader time.Duration // to receive a request's headers
+	Read       time.Duration // to receive a whole request, body included
+	Write      time.Duration // from the end of the headers to the end of the answer
+	Idle       time.Duration // a kept-alive connection waiting for its next request
+}
+
+// DefaultTimeouts are what Serve uses.
+var DefaultTimeouts = Timeouts{ReadHeader: 10 * time.Second, Read: 2 * time.Minute, Write: 2 * time.Minute, Idle: 2 * time.Minute}
+
+// ExtendDeadlines lets c's request be read until d from now and its answer
+// be written until d plus answerGrace from now, replacing the server's
+// Read and Write timeouts for this request only. On a connection without
+// deadlines (a test recorder) it does nothing.
+func ExtendDeadlines(c *gin.Context, d time.Duration) {
+	rc := http.NewResponseController(c.Writer)
+	now := time.Now()
+	if err := rc.SetReadDeadline(now.Add(d)); err != nil {
+		return // http.ErrNotSupported: no connection to set deadlines on
+	}
+	_ = rc.SetWriteDeadline(now.Add(d + answerGrace))
+}
+
+// answerGrace is how long ExtendDeadlines leaves to write the answer after
+// the time to read the request ran out.
+const answerGrace = 10 * time.Second
+
+// Serve runs an HTTP server on addr with DefaultTimeouts until ctx is
+// cancelled, then stops accepting and drains in-flight requests for up to
+// 15 s.
 func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	return ServeListener(ctx, ln, h, log)
+	return ServeListener(ctx, ln, h, log, DefaultTimeouts)
 }
 
-// ServeListener is Serve on an existing listener.
-func ServeListener(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+// ServeListener is Serve on an existing listener, with the given timeouts.
+func ServeListener(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger, t Timeouts) error {
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute,
-		WriteTimeout:      2 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: t.ReadHeader,
+		ReadTimeout:       t.Read,
+		WriteTimeout:      t.Write,
+		IdleTimeout:       t.Idle,
 		MaxHeaderBytes:    64 << 10,
 	}
 	errc := make(chan error, 1)

@@ -18,8 +18,9 @@ import (
 // Handler processes a batch of consumed messages. It returns nil once every
 // message is durably handled; the batch's offsets are then committed. An
 // error means nothing was committed: the same batch is retried after a
-// backoff. A handler must therefore turn messages it can never handle into
-// error records itself rather than fail on them forever.
+// backoff. A handler should turn messages it can never handle into error
+// records itself; an error it returns for them must be one that
+// ConsumerConfig.Permanent recognises, or the partition stalls on it.
 type Handler func(ctx context.Context, batch []contract.Message) error
 
 // ConsumerConfig configures a Consumer.
@@ -42,6 +43,39 @@ type ConsumerConfig struct {
 	// goroutine, so a slow handler does not miss heartbeats.
 	SessionTimeout    time.Duration
 	HeartbeatInterval time.Duration
+
+	// Permanent reports whether a handler error is permanent: caused by
+	// the records of the batch, so that retrying them can never succeed
+	// (e.g. Postgres refusing a value). nil: no error is. A batch failing
+	// permanently is tried MaxAttempts times, then split until the records
+	// at fault are alone; those go to DeadLetter and the partition moves
+	// on (see Run). Every other error is taken for a dependency being away
+	// (Postgres restarting, Kafka unreachable) and retried until it passes.
+	Permanent func(error) bool
+	// DeadLetter is where records that fail permanently go; required with
+	// Permanent.
+	DeadLetter DeadLetter
+	// MaxAttempts is how many times a batch failing permanently is tried
+	// before it is split (default 5). Backoff is the first wait between
+	// attempts (default 100 ms); it doubles up to MaxBackoff (default 10 s).
+	MaxAttempts int
+	Backoff     time.Duration
+	MaxBackoff  time.Duration
+}
+
+// DeadLetter says where a consumer publishes the records its handler fails
+// on permanently: each goes as it was, with the reason, the stage and its
+// origin in headers (contract.DeadLetter).
+type DeadLetter struct {
+	Topic     string    // the dead-letter topic (contract.Topics.DeadLetter)
+	Stage     string    // named in the eye-dlq-stage header (contract.StageWriter, …)
+	Publisher Publisher // e.g. a *Producer
+}
+
+// Publisher publishes messages and returns once Kafka acknowledged them all
+// (a *Producer does).
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...contract.Message) error
 }
 
 // Defaults of ConsumerConfig.SessionTimeout and HeartbeatInterval: kafka-go's
@@ -70,6 +104,8 @@ type Consumer struct {
 	batchSize     prometheus.Observer
 	messages      prometheus.Counter
 	handlerErrors prometheus.Counter
+	deadLettered  prometheus.Counter
+	failing       prometheus.Gauge // failed attempts in a row
 	fetchErrors   prometheus.Counter
 	lag           *prometheus.GaugeVec // set once measured: no made-up 0 before
 }
@@ -93,6 +129,17 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		return nil, errors.New("kafkax: consumer needs a logger")
 	case cfg.Metrics == nil:
 		return nil, errors.New("kafkax: consumer needs a metrics registry")
+	case cfg.Permanent != nil && (cfg.DeadLetter.Topic == "" || cfg.DeadLetter.Stage == "" || cfg.DeadLetter.Publisher == nil):
+		return nil, errors.New("kafkax: a consumer that recognises permanent errors needs a dead-letter topic, stage and publisher")
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 5
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = 100 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 10 * time.Second
 	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 500
@@ -144,6 +191,12 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		handlerErrors: m.Counter("eye_consumer_handler_errors_total",
 			"Failed handler attempts (each is retried after a backoff), by topic.",
 			"topic").WithLabelValues(cfg.Topic),
+		deadLettered: m.Counter("eye_consumer_dead_lettered_total",
+			"Records the handler failed on permanently, published to the dead-letter topic and skipped, by the topic they were read from.",
+			"topic").WithLabelValues(cfg.Topic),
+		failing: m.Gauge("eye_consumer_consecutive_failures",
+			"Failed attempts in a row (handler runs and dead-letter publications) since a batch last passed, by topic: 0 while the consumer flows, rising while it is stuck.",
+			"topic").WithLabelValues(cfg.Topic),
 		fetchErrors: m.Counter("eye_consumer_fetch_errors_total",
 			"Errors the Kafka reader reported while fetching (broker unreachable, group coordinator errors), by topic; the consumer rides them out.",
 			"topic").WithLabelValues(cfg.Topic),
@@ -170,7 +223,18 @@ func (c *Consumer) Ready(ctx context.Context) error { return Ping(ctx, c.cfg.Bro
 // batch, and if there is none, whoever reads the partition next starts from
 // the last committed offset and handles the batch again (at-least-once;
 // every handler is idempotent). A commit never moves an offset past a
-// message that was not handled.
+// message that was not handled or dead-lettered.
+//
+// A failing batch is retried with a backoff (Backoff doubling up to
+// MaxBackoff). An error ConsumerConfig.Permanent recognises is retried
+// MaxAttempts times; then the batch is split in halves, each handled on its
+// own (in order, one attempt per permanent failure), down to the records
+// that fail alone. Each of those is published to the dead-letter topic with
+// the error as reason (eye_consumer_dead_lettered_total), and the
+// partition moves on. That publication is retried until Kafka acknowledges
+// it: a stall is better than a loss. Every other error is retried until it
+// passes, so an outage of a dependency never dead-letters anything;
+// eye_consumer_consecutive_failures shows a consumer stuck on one.
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	var wg sync.WaitGroup
 	defer c.r.Close() // after wg.Wait: no fetch is in flight any more
@@ -262,27 +326,87 @@ func (c *Consumer) fill(ctx context.Context, first kafka.Message, fetched <-chan
 	return batch
 }
 
-// handle runs h until it succeeds, backing off exponentially between
-// attempts; it fails only when ctx ends.
+// handle runs h on msgs until every message is handled or dead-lettered
+// (see Run); it fails only when ctx ends, with ctx's error.
 func (c *Consumer) handle(ctx context.Context, log *slog.Logger, h Handler, msgs []contract.Message) error {
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	return c.handleTrying(ctx, log, h, msgs, c.cfg.MaxAttempts)
+}
+
+// handleTrying is handle, trying msgs at most tries times while h fails
+// permanently before it splits them.
+func (c *Consumer) handleTrying(ctx context.Context, log *slog.Logger, h Handler, msgs []contract.Message, tries int) error {
+	err := c.try(ctx, log, h, msgs, tries)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case len(msgs) == 1:
+		return c.deadLetter(ctx, log, msgs[0], err)
+	}
+	// The batch was tried enough: each half gets one attempt per
+	// permanent failure, down to the records at fault.
+	log.Warn("batch fails permanently: splitting it to find the records at fault", "err", err, "messages", len(msgs))
+	half := len(msgs) / 2
+	if err := c.handleTrying(ctx, log, h, msgs[:half], 1); err != nil {
+		return err
+	}
+	return c.handleTrying(ctx, log, h, msgs[half:], 1)
+}
+
+// try runs h on msgs until it succeeds, backing off between attempts:
+// without end while h fails transiently, at most tries times in all while
+// it fails permanently. It returns nil, ctx's error once ctx ended, or the
+// last permanent error.
+func (c *Consumer) try(ctx context.Context, log *slog.Logger, h Handler, msgs []contract.Message, tries int) error {
+	retry := Retry{Log: log, What: fmt.Sprintf("handler (batch of %d messages)", len(msgs)), Min: c.cfg.Backoff, Max: c.cfg.MaxBackoff}
+	permanent := 0
+	for {
 		err := h(ctx, msgs)
 		if err == nil {
+			retry.Succeeded()
+			c.failing.Set(0)
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		c.handlerErrors.Inc()
-		log.Error("batch failed, retrying", "err", err, "attempt", attempt, "messages", len(msgs), "backoff", backoff)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
+		c.failing.Inc()
+		if c.cfg.Permanent != nil && c.cfg.Permanent(err) {
+			if permanent++; permanent >= tries {
+				return err
+			}
 		}
-		backoff = min(backoff*2, 10*time.Second)
+		retry.Failed(err)
+		if !retry.Wait(ctx) {
+			return ctx.Err()
+		}
 	}
+}
+
+// deadLetter publishes m to the dead-letter topic with why the handler fails
+// on it, retrying until Kafka acknowledges it or ctx ends (then m is not
+// committed and is consumed again).
+func (c *Consumer) deadLetter(ctx context.Context, log *slog.Logger, m contract.Message, cause error) error {
+	dl := c.cfg.DeadLetter
+	msg := contract.DeadLetter(dl.Topic, m, dl.Stage, fmt.Errorf("the handler fails on it permanently: %w", cause))
+	source := msg.Headers[contract.HeaderDLQSource]
+	retry := &Retry{Log: log, What: "dead-letter publication of " + source, Min: c.cfg.Backoff, Max: c.cfg.MaxBackoff}
+	err := Until(ctx, retry, func(ctx context.Context) error {
+		err := dl.Publisher.Publish(ctx, msg)
+		if err != nil && ctx.Err() == nil {
+			c.failing.Inc()
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	c.deadLettered.Inc()
+	c.failing.Set(0)
+	log.Error("record dead-lettered: the handler fails on it permanently", "source", source, "dead_letter_topic", dl.Topic, "err", cause)
+	return nil
 }
 
 // watchLag updates the lag gauge now, every lagInterval and, at most every

@@ -71,6 +71,27 @@ func (r *Retry) Wait(ctx context.Context) bool {
 	}
 }
 
+// Until calls attempt until it succeeds, reporting failures through r and
+// waiting r's backoff between attempts, or until ctx ends. It returns nil
+// after a success and ctx's error once ctx ended: a caller running it in
+// the background cancels ctx and waits for it to return.
+func Until(ctx context.Context, r *Retry, attempt func(context.Context) error) error {
+	for {
+		err := attempt(ctx)
+		if err == nil {
+			r.Succeeded()
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.Failed(err)
+		if !r.Wait(ctx) {
+			return ctx.Err()
+		}
+	}
+}
+
 // Succeeded resets the backoff; after failures it logs the recovery (Info).
 func (r *Retry) Succeeded() {
 	if r.backoff != nil {

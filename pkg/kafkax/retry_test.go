@@ -126,3 +126,40 @@ func TestNextDoesNotSpin(t *testing.T) {
 		t.Fatalf("%d fetch attempts in 500 ms", errs)
 	}
 }
+
+// Until retries a failing attempt until it succeeds, logging the outage
+// and the recovery, and returns at once when ctx ends, so whoever starts
+// it in the background can wait for it on shutdown.
+func TestUntil(t *testing.T) {
+	var l lines
+	r := &Retry{Log: slog.New(&l), What: "topics", Min: time.Millisecond, Max: time.Millisecond}
+	attempts := 0
+	err := Until(context.Background(), r, func(context.Context) error {
+		if attempts++; attempts < 3 {
+			return errors.New("broker away")
+		}
+		return nil
+	})
+	if err != nil || attempts != 3 {
+		t.Fatalf("Until: %v after %d attempts, want nil after 3", err, attempts)
+	}
+	if got := strings.Join(l.all(), "\n"); !strings.Contains(got, "topics failing") || !strings.Contains(got, "topics recovered") {
+		t.Errorf("log:\n%s", got)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Until(ctx, &Retry{Log: slog.New(&l), What: "topics", Min: time.Hour}, func(context.Context) error { return errors.New("broker away") })
+	}()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("after cancel: %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Until did not return when its context ended")
+	}
+}

@@ -144,6 +144,16 @@ func IsDataError(err error) bool {
 	return errors.As(err, &pe) && pe.Code.Class() == "22"
 }
 
+// IsRefused reports whether err is Postgres refusing a statement for the
+// values it carries: a data exception (class 22) or an integrity
+// constraint violation (class 23). Retrying the same rows can never
+// succeed. A lost connection, a server shutting down or starting up, a
+// timeout or a deadlock is none of these: they pass once Postgres is back.
+func IsRefused(err error) bool {
+	var pe *pq.Error
+	return errors.As(err, &pe) && (pe.Code.Class() == "22" || pe.Code.Class() == "23")
+}
+
 // IsUniqueViolation reports whether err is a unique constraint violation.
 func IsUniqueViolation(err error) bool {
 	var pe *pq.Error

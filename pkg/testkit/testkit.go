@@ -59,6 +59,19 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
+// TempDir makes a directory (os.MkdirTemp in the default temporary
+// directory) that Main removes once the tests have run, before the process
+// exits. Use it in TestMain: Main ends with os.Exit, so a RemoveAll
+// deferred there never runs.
+func TempDir(prefix string) (string, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", err
+	}
+	onTeardown(func() { _ = os.RemoveAll(dir) })
+	return dir, nil
+}
+
 func onTeardown(f func()) {
 	mu.Lock()
 	teardown = append(teardown, f)

@@ -5,8 +5,6 @@ import (
 	"testing"
 )
 
-func TestMain(m *testing.M) { Main(m) }
-
 func TestEYE_TEST_BROKERChoosesTheBroker(t *testing.T) {
 	const elsewhere = "192.0.2.1:9092" // TEST-NET: nothing answers there
 	for _, tc := range []struct {

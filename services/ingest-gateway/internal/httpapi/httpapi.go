@@ -30,7 +30,7 @@ import (
 type Config struct {
 	MaxBodyBytes   int64         // a JSON body, after decompression
 	PublishTimeout time.Duration // how long to wait for the broker before 503
-	StreamTimeout  time.Duration // how long one NDJSON stream may take
+	StreamTimeout  time.Duration // how long one NDJSON stream may take, beyond the server's read and write timeouts
 	MaxInflight    int           // requests handled at once; more wait, then 503
 	RateLimit      float64       // default events per second per key
 	RateBurst      int           // default bucket size per key
@@ -194,7 +194,10 @@ func (a *API) postEvents(c *gin.Context) {
 	c.JSON(http.StatusAccepted, res.Receipts[0])
 }
 
+// postStream ingests an NDJSON stream, which may take StreamTimeout: longer
+// than the server's read and write timeouts, which bound other requests.
 func (a *API) postStream(c *gin.Context) {
+	httpx.ExtendDeadlines(c, a.cfg.StreamTimeout)
 	r, ok := a.decoded(c)
 	if !ok {
 		return

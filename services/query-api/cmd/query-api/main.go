@@ -14,7 +14,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"sync"
@@ -104,12 +103,21 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer producer.Close()
-	// Each attempt waits for the broker at most EYE_STARTUP_TIMEOUT, so a
-	// broker that stays away is logged.
-	go ensureTopics(ctx, log, func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, c.StartupWait)
-		defer cancel()
-		return kafkax.EnsureTopics(ctx, brokers, c.Partitions, c.Replication, topics.All()...)
+	// Background work ends with run, whatever ends it, and is waited for
+	// before the producer closes. Each attempt to ensure the topics waits
+	// for the broker at most EYE_STARTUP_TIMEOUT; the retries go on until
+	// they exist or run ends.
+	var background sync.WaitGroup
+	defer background.Wait()
+	ctx, stopBackground := context.WithCancel(ctx)
+	defer stopBackground() // before the Wait
+	background.Go(func() {
+		retry := &kafkax.Retry{Log: log, What: "kafka topics (erasures and replays answer 503 until they exist)", Min: time.Second, Max: 5 * time.Second}
+		_ = kafkax.Until(ctx, retry, func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, c.StartupWait)
+			defer cancel()
+			return kafkax.EnsureTopics(ctx, brokers, c.Partitions, c.Replication, topics.All()...)
+		})
 	})
 	eraser, err := query.NewEraser(store, producer, topics.Erasures, c.PublishTimeout)
 	if err != nil {
@@ -146,8 +154,6 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var background sync.WaitGroup
-	defer background.Wait() // before the producer closes
 	background.Go(func() { schemaPub.Run(ctx) })
 
 	// Ready when Postgres answers: reads need nothing else, and the features
@@ -162,20 +168,4 @@ func run(ctx context.Context) error {
 	api.Register(r)
 	httpx.Docs(r, docs.SwaggerInfo.InstanceName(), docs.OpenAPI3)
 	return httpx.Serve(ctx, c.Addr, r, log)
-}
-
-// ensureTopics retries ensure until it succeeds or ctx ends.
-func ensureTopics(ctx context.Context, log *slog.Logger, ensure func(context.Context) error) {
-	for {
-		err := ensure(ctx)
-		if err == nil || ctx.Err() != nil {
-			return
-		}
-		log.Warn("kafka topics not ensured yet: erasures fail until they are", "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(5 * time.Second):
-		}
-	}
 }

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 
@@ -99,7 +98,7 @@ func (a *API) createApplication(c *gin.Context) {
 	app, err := a.admins.CreateApplication(c.Request.Context(), admin.NewApplication{Name: req.Name, Settings: admin.Settings{
 		AllowedOrigins: req.AllowedOrigins, RateLimit: req.RateLimit, RateBurst: req.RateBurst, StrictSessions: req.StrictSessions, StrictTypes: req.StrictTypes}})
 	if err != nil {
-		failAdmin(c, err)
+		fail(c, err)
 		return
 	}
 	c.JSON(http.StatusCreated, app)
@@ -128,7 +127,7 @@ func (a *API) listApplications(c *gin.Context) {
 	}
 	apps, links, err := a.admins.Applications(c.Request.Context(), page)
 	if err != nil {
-		failAdmin(c, err)
+		fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, ApplicationList{PageLinks: linksOf(c, links), Results: apps})
@@ -154,7 +153,7 @@ func (a *API) getApplication(c *gin.Context) {
 	}
 	app, err := a.admins.Application(c.Request.Context(), id)
 	if err != nil {
-		failAdmin(c, err)
+		fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, app)
@@ -191,7 +190,7 @@ func (a *API) patchApplication(c *gin.Context) {
 	app, err := a.admins.UpdateApplication(c.Request.Context(), id, admin.ApplicationChange{Name: req.Name,
 		AllowedOrigins: req.AllowedOrigins, RateLimit: req.RateLimit, RateBurst: req.RateBurst, StrictSessions: req.StrictSessions, StrictTypes: req.StrictTypes})
 	if err != nil {
-		failAdmin(c, err)
+		fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, app)
@@ -219,7 +218,7 @@ func (a *API) disableApplication(c *gin.Context) {
 	}
 	app, err := a.admins.Disable(c.Request.Context(), id, httpx.PrincipalOf(c).AppID)
 	if err != nil {
-		failAdmin(c, err)
+		fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, app)
@@ -246,7 +245,7 @@ func (a *API) enableApplication(c *gin.Context) {
 	}
 	app, err := a.admins.Enable(c.Request.Context(), id)
 	if err != nil {
-		failAdmin(c, err)
+		fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, app)
@@ -282,7 +281,7 @@ func (a *API) createKey(c *gin.Context) {
 	}
 	k, err := a.admins.CreateKey(c.Request.Context(), id, admin.NewKey{Scopes: req.Scopes, Label: req.Label})
 	if err != nil {
-		failAdmin(c, err)
+		fail(c, err)
 		return
 	}
 	c.Header("Cache-Control", "no-store")
@@ -311,7 +310,7 @@ func (a *API) listKeys(c *gin.Context) {
 	}
 	keys, err := a.admins.Keys(c.Request.Context(), id)
 	if err != nil {
-		failAdmin(c, err)
+		fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, KeyList{Results: keys})
@@ -348,7 +347,7 @@ func (a *API) rotateKey(c *gin.Context) {
 	}
 	k, err := a.admins.RotateKey(c.Request.Context(), id, req.Overlap)
 	if err != nil {
-		failAdmin(c, err)
+		fail(c, err)
 		return
 	}
 	c.Header("Cache-Control", "no-store")
@@ -376,7 +375,7 @@ func (a *API) revokeKey(c *gin.Context) {
 	}
 	k, err := a.admins.RevokeKey(c.Request.Context(), id)
 	if err != nil {
-		failAdmin(c, err)
+		fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, k)
@@ -411,24 +410,4 @@ func decodeBody(c *gin.Context, dst any, required bool) bool {
 		return false
 	}
 	return true
-}
-
-// failAdmin maps an administration error to its status; other errors go
-// through fail.
-func failAdmin(c *gin.Context, err error) {
-	var invalid *admin.InvalidError
-	switch {
-	case errors.As(err, &invalid):
-		httpx.Abort(c, http.StatusBadRequest, invalid.Code, invalid.Message)
-	case errors.Is(err, admin.ErrNotFound):
-		httpx.Abort(c, http.StatusNotFound, "not_found", "no such resource")
-	case errors.Is(err, admin.ErrKeyRevoked):
-		httpx.Abort(c, http.StatusConflict, "key_revoked", "the key is revoked: create a new one instead")
-	case errors.Is(err, admin.ErrKeyExpired):
-		httpx.Abort(c, http.StatusConflict, "key_expired", "the key has expired: create a new one instead")
-	case errors.Is(err, admin.ErrOwnApplication):
-		httpx.Abort(c, http.StatusConflict, "own_application", "a key cannot disable its own application: use a key of another application")
-	default:
-		fail(c, err)
-	}
 }

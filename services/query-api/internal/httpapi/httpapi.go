@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -17,9 +16,7 @@ import (
 	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/pkg/httpx"
-	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/services/query-api/internal/admin"
-	"github.com/the-eye/eye/services/query-api/internal/paging"
 	"github.com/the-eye/eye/services/query-api/internal/query"
 )
 
@@ -440,52 +437,6 @@ func pathID(c *gin.Context) (uuid.UUID, bool) {
 		return uuid.Nil, false
 	}
 	return id, true
-}
-
-// fail maps a domain error to its status; this is the one place that does.
-func fail(c *gin.Context, err error) {
-	var reasons event.Reasons
-	switch {
-	case errors.Is(err, query.ErrNotFound):
-		httpx.Abort(c, http.StatusNotFound, "not_found", "no such resource")
-	case errors.Is(err, paging.ErrInvalidCursor):
-		httpx.Abort(c, http.StatusBadRequest, "invalid_cursor", err.Error()+": follow a page's next and previous URLs as they are")
-	case errors.Is(err, query.ErrPrecondition):
-		httpx.Abort(c, http.StatusPreconditionFailed, "precondition_failed", "the event changed since it was read: read it again")
-	case errors.Is(err, query.ErrSessionImmutable):
-		httpx.Abort(c, http.StatusBadRequest, "session_immutable", err.Error())
-	case errors.Is(err, query.ErrBadRange):
-		httpx.Abort(c, http.StatusBadRequest, "invalid_range", "bucket must be minute, hour or day, and from not after to")
-	case errors.Is(err, query.ErrTooManyBuckets):
-		httpx.Abort(c, http.StatusBadRequest, "too_many_buckets",
-			fmt.Sprintf("the range spans more than %d buckets: narrow it or use a wider bucket", query.MaxBuckets))
-	case errors.Is(err, query.ErrTooManyStats):
-		httpx.Abort(c, http.StatusBadRequest, "too_many_counts",
-			fmt.Sprintf("more than %d counts: narrow the range, use a wider bucket, group less or filter", query.MaxStats))
-	case errors.Is(err, query.ErrNotPublished):
-		c.Error(err)
-		c.Header("Retry-After", "1")
-		httpx.Abort(c, http.StatusServiceUnavailable, "unavailable", "the erasure could not be published to Kafka; nothing was deleted: retry")
-	case errors.Is(err, query.ErrBadGrouping):
-		httpx.Abort(c, http.StatusBadRequest, "invalid_parameter", "by: "+err.Error())
-	case errors.Is(err, query.ErrReplayInvalid):
-		errors.As(err, &reasons)
-		httpx.Abort(c, http.StatusUnprocessableEntity, "replay_invalid", "the event still fails, nothing was published: "+reasons.Error())
-	case errors.Is(err, query.ErrReplayNotPublished):
-		c.Error(err)
-		c.Header("Retry-After", "1")
-		httpx.Abort(c, http.StatusServiceUnavailable, "unavailable", "the replay could not be published to Kafka: retry")
-	case errors.As(err, &reasons):
-		httpx.Abort(c, http.StatusBadRequest, string(reasons[0].Code), reasons.Error())
-	case pg.IsDataError(err):
-		httpx.Abort(c, http.StatusBadRequest, "invalid_data", "the database cannot store this value (e.g. \\u0000 in data)")
-	case errors.Is(err, context.DeadlineExceeded):
-		c.Header("Retry-After", "1")
-		httpx.Abort(c, http.StatusServiceUnavailable, "timeout", "the query took too long")
-	default:
-		c.Error(err)
-		httpx.Abort(c, http.StatusInternalServerError, "internal", "internal error")
-	}
 }
 
 // params parses query parameters, remembering the first problem: the

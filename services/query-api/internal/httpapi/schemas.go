@@ -13,7 +13,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/the-eye/eye/pkg/httpx"
-	"github.com/the-eye/eye/pkg/schema"
 	"github.com/the-eye/eye/services/query-api/internal/schemas"
 )
 
@@ -131,13 +130,6 @@ func (s *schemaAPI) add(c *gin.Context) {
 	ctx := c.Request.Context()
 	rec, impact, err := s.store.Add(ctx, req.Category, req.Name, req.Schema, httpx.PrincipalOf(c).KeyID, guard)
 	switch {
-	case errors.Is(err, schema.ErrInvalid):
-		httpx.Abort(c, http.StatusBadRequest, "invalid_schema", err.Error())
-		return
-	case errors.Is(err, schema.ErrAcceptsNothing):
-		httpx.Abort(c, http.StatusUnprocessableEntity, "schema_accepts_nothing",
-			err.Error()+": as the type's latest version it would turn every later event of the type into an error")
-		return
 	case errors.Is(err, schemas.ErrBreaksEvents):
 		c.AbortWithStatusJSON(http.StatusConflict, SchemaCheckFailure{
 			Error: httpx.ErrorDetail{Code: "schema_rejects_events", Message: fmt.Sprintf(
@@ -218,10 +210,6 @@ func (s *schemaAPI) get(c *gin.Context) {
 		return
 	}
 	rec, err := s.store.Get(c.Request.Context(), c.Param("category"), c.Param("name"), v)
-	if errors.Is(err, schemas.ErrNotFound) {
-		httpx.Abort(c, http.StatusNotFound, "not_found", "no such schema version")
-		return
-	}
 	if err != nil {
 		fail(c, err)
 		return

@@ -99,6 +99,11 @@ func run(ctx context.Context) error {
 	consumer, err := kafkax.NewConsumer(kafkax.ConsumerConfig{
 		Brokers: brokers, GroupID: c.TopicPrefix + c.GroupID, Topic: topics.Raw, MaxBatch: c.MaxBatch, Logger: log, Metrics: reg,
 		SessionTimeout: c.SessionTimeout, HeartbeatInterval: c.HeartbeatInterval,
+		// The relay fails only on its dependencies (Kafka, the settings in
+		// Postgres), which are waited out; a refused row would be dead-lettered.
+		Permanent:   pg.IsRefused,
+		DeadLetter:  kafkax.DeadLetter{Topic: topics.DeadLetter, Stage: contract.StageValidator, Publisher: producer},
+		MaxAttempts: c.MaxAttempts, Backoff: c.Backoff, MaxBackoff: c.MaxBackoff,
 	})
 	if err != nil {
 		return err

@@ -64,7 +64,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	producer, err := kafkax.NewProducer(kafkax.ProducerConfig{Brokers: brokers, Metrics: reg}) // dead letters only
+	producer, err := kafkax.NewProducer(kafkax.ProducerConfig{Brokers: brokers, Metrics: reg}) // error records and dead letters
 	if err != nil {
 		return err
 	}
@@ -83,6 +83,11 @@ func run(ctx context.Context) error {
 		consumer, err := kafkax.NewConsumer(kafkax.ConsumerConfig{
 			Brokers: brokers, GroupID: c.TopicPrefix + c.GroupID + "." + name, Topic: topicOf[name], MaxBatch: c.MaxBatch, Logger: log, Metrics: reg,
 			SessionTimeout: c.SessionTimeout, HeartbeatInterval: c.HeartbeatInterval,
+			// Rows Postgres refuses are dead-lettered after the retries;
+			// Postgres being away is waited out (docs/architecture.md).
+			Permanent:   pg.IsRefused,
+			DeadLetter:  kafkax.DeadLetter{Topic: topics.DeadLetter, Stage: contract.StageWriter, Publisher: producer},
+			MaxAttempts: c.MaxAttempts, Backoff: c.Backoff, MaxBackoff: c.MaxBackoff,
 		})
 		if err != nil {
 			return err
