@@ -1,18 +1,22 @@
 // Package config loads a service's configuration from the environment into
-// one struct, read once at start-up. Fields declare their variable with an
-// `env` tag and their default with a `default` tag; `secret:"true"` masks a
-// value when the configuration is logged.
+// one struct, read once at start-up, with sethvargo/go-envconfig: fields
+// declare their variable and default in an `env` tag
+// (`env:"EYE_X, default=5s"`); `secret:"true"` masks a value when the
+// configuration is logged. A variable set to the empty string counts as
+// unset, so its default applies.
 package config
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"reflect"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sethvargo/go-envconfig"
 )
 
 // Load fills the struct pointed to by dst from the environment.
@@ -24,77 +28,41 @@ func LoadFrom(lookup func(string) (string, bool), dst any) error {
 	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
 		return fmt.Errorf("config: want a pointer to a struct, got %T", dst)
 	}
-	return load(lookup, v.Elem())
+	if err := refuseSeparateDefaults(v.Elem().Type()); err != nil {
+		return err
+	}
+	set := envconfig.LookuperFunc(func(key string) (string, bool) {
+		val, ok := lookup(key)
+		return val, ok && val != ""
+	})
+	if err := envconfig.ProcessWith(context.Background(), &envconfig.Config{Target: dst, Lookuper: set}); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
 }
 
-func load(lookup func(string) (string, bool), v reflect.Value) error {
-	t := v.Type()
+// refuseSeparateDefaults catches a field written for the loader this package
+// had before go-envconfig (`env:"X" default:"1"`): go-envconfig would ignore
+// its default without a word.
+func refuseSeparateDefaults(t reflect.Type) error {
 	for i := range t.NumField() {
-		f, fv := t.Field(i), v.Field(i)
+		f := t.Field(i)
+		if _, ok := f.Tag.Lookup("default"); ok {
+			return fmt.Errorf("config: field %s: write its default inside the env tag (env:\"NAME, default=VALUE\")", f.Name)
+		}
 		if f.Type.Kind() == reflect.Struct && f.Tag.Get("env") == "" {
-			if err := load(lookup, fv); err != nil {
+			if err := refuseSeparateDefaults(f.Type); err != nil {
 				return err
 			}
-			continue
-		}
-		name := f.Tag.Get("env")
-		if name == "" {
-			continue
-		}
-		raw, ok := lookup(name)
-		if !ok || raw == "" {
-			raw, ok = f.Tag.Lookup("default")
-		}
-		if !ok {
-			continue
-		}
-		if err := set(fv, raw); err != nil {
-			return fmt.Errorf("config: %s=%q: %w", name, raw, err)
 		}
 	}
 	return nil
 }
 
-func set(v reflect.Value, raw string) error {
-	switch {
-	case v.Type() == reflect.TypeFor[time.Duration]():
-		d, err := time.ParseDuration(raw)
-		if err != nil {
-			return err
-		}
-		v.SetInt(int64(d))
-	case v.Kind() == reflect.String:
-		v.SetString(raw)
-	case v.Kind() == reflect.Int || v.Kind() == reflect.Int64:
-		n, err := strconv.ParseInt(raw, 10, 64)
-		if err != nil {
-			return err
-		}
-		v.SetInt(n)
-	case v.Kind() == reflect.Float64:
-		f, err := strconv.ParseFloat(raw, 64)
-		if err != nil {
-			return err
-		}
-		v.SetFloat(f)
-	case v.Kind() == reflect.Bool:
-		b, err := strconv.ParseBool(raw)
-		if err != nil {
-			return err
-		}
-		v.SetBool(b)
-	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
-		var out []string
-		for _, s := range strings.Split(raw, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-		v.Set(reflect.ValueOf(out))
-	default:
-		return fmt.Errorf("unsupported field type %s", v.Type())
-	}
-	return nil
+// envName is the variable an env tag names.
+func envName(tag string) string {
+	name, _, _ := strings.Cut(tag, ",")
+	return strings.TrimSpace(name)
 }
 
 // LogValue renders cfg for logging with secret fields masked.
@@ -105,7 +73,7 @@ func LogValue(cfg any) slog.Value {
 		t := v.Type()
 		for i := range t.NumField() {
 			f, fv := t.Field(i), v.Field(i)
-			name := f.Tag.Get("env")
+			name := envName(f.Tag.Get("env"))
 			if name == "" {
 				if f.Type.Kind() == reflect.Struct {
 					walk(fv)
@@ -129,18 +97,18 @@ func LogValue(cfg any) slog.Value {
 
 // Common is the configuration every service shares.
 type Common struct {
-	LogLevel    string        `env:"EYE_LOG_LEVEL" default:"info"`
-	Brokers     string        `env:"EYE_KAFKA_BROKERS" default:"127.0.0.1:9092"`
-	TopicPrefix string        `env:"EYE_TOPIC_PREFIX" default:"eye."`
-	Partitions  int           `env:"EYE_TOPIC_PARTITIONS" default:"6"`
-	Replication int           `env:"EYE_TOPIC_REPLICATION" default:"1"`
-	PostgresDSN string        `env:"EYE_POSTGRES_DSN" default:"postgres://eye@127.0.0.1:5432/eye?sslmode=disable" secret:"true"`
-	StartupWait time.Duration `env:"EYE_STARTUP_TIMEOUT" default:"60s"`
+	LogLevel    string        `env:"EYE_LOG_LEVEL, default=info"`
+	Brokers     string        `env:"EYE_KAFKA_BROKERS, default=127.0.0.1:9092"`
+	TopicPrefix string        `env:"EYE_TOPIC_PREFIX, default=eye."`
+	Partitions  int           `env:"EYE_TOPIC_PARTITIONS, default=6"`
+	Replication int           `env:"EYE_TOPIC_REPLICATION, default=1"`
+	PostgresDSN string        `env:"EYE_POSTGRES_DSN, default=postgres://eye@127.0.0.1:5432/eye?sslmode=disable" secret:"true"`
+	StartupWait time.Duration `env:"EYE_STARTUP_TIMEOUT, default=60s"`
 	// GCPercent is the garbage collector's target (GOGC) the services run
 	// with unless the GOGC environment variable is set. They keep little
 	// live heap (tens of MB) and, at Go's default of 100, spent 10–15% of
 	// their CPU collecting it; 400 trades a few tens of MB for that CPU.
-	GCPercent int `env:"EYE_GOGC" default:"400"`
+	GCPercent int `env:"EYE_GOGC, default=400"`
 }
 
 // TuneRuntime applies the runtime settings of c: GCPercent, unless GOGC is
@@ -161,23 +129,23 @@ type Consumer struct {
 	// expire. Shorter is faster recovery; a process that cannot heartbeat
 	// for longer (frozen, cut off) is evicted and its batch redelivered.
 	// Brokers accept 6s … 30m by default.
-	SessionTimeout time.Duration `env:"EYE_KAFKA_SESSION_TIMEOUT" default:"10s"`
+	SessionTimeout time.Duration `env:"EYE_KAFKA_SESSION_TIMEOUT, default=10s"`
 	// HeartbeatInterval must be well below SessionTimeout (a third or less).
-	HeartbeatInterval time.Duration `env:"EYE_KAFKA_HEARTBEAT_INTERVAL" default:"1s"`
+	HeartbeatInterval time.Duration `env:"EYE_KAFKA_HEARTBEAT_INTERVAL, default=1s"`
 	// MaxAttempts is how often a batch failing permanently (records the
 	// stage can never store) is tried before its records at fault are
 	// isolated and dead-lettered; Backoff is the first wait between
 	// attempts, doubling up to MaxBackoff (kafkax.ConsumerConfig).
-	MaxAttempts int           `env:"EYE_CONSUMER_MAX_ATTEMPTS" default:"5"`
-	Backoff     time.Duration `env:"EYE_CONSUMER_BACKOFF" default:"100ms"`
-	MaxBackoff  time.Duration `env:"EYE_CONSUMER_MAX_BACKOFF" default:"10s"`
+	MaxAttempts int           `env:"EYE_CONSUMER_MAX_ATTEMPTS, default=5"`
+	Backoff     time.Duration `env:"EYE_CONSUMER_BACKOFF, default=100ms"`
+	MaxBackoff  time.Duration `env:"EYE_CONSUMER_MAX_BACKOFF, default=10s"`
 }
 
 // Keys configures API-key checking, for the services that authenticate.
 type Keys struct {
 	// CacheTTL is how long a key lookup is cached: how soon a revoked key
 	// stops working.
-	CacheTTL time.Duration `env:"EYE_KEY_CACHE_TTL" default:"5s"`
+	CacheTTL time.Duration `env:"EYE_KEY_CACHE_TTL, default=5s"`
 	// DevWriteKey, DevReadKey and DevAdminKey, when set, are registered at
 	// start-up for the dev application with the scopes their names say
 	// (auth.RegisterDevKeys): write only, read only, read and admin.

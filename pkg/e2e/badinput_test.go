@@ -149,7 +149,7 @@ func TestBadInputsThroughThePipeline(t *testing.T) {
 			t.Fatalf("no error id in %d %s", res.status, res.body)
 		}
 		var own struct {
-			AppID uuid.UUID `json:"app_id"`
+			AppID uuid.UUID `json:"application_id"`
 		}
 		p.eventually(15*time.Second, "the gateway's error record", func() bool {
 			r := do(t, "GET", p.query+"/errors/"+m[1], readKey, nil)

@@ -74,6 +74,12 @@ func NewWriter(brokers ...string) *kafka.Writer {
 		MaxAttempts:  5,
 		WriteTimeout: 10 * time.Second,
 		ReadTimeout:  10 * time.Second,
+		// A transport of its own: kafka-go's default one is shared by the
+		// whole process and caches topic metadata for 6 s, so a writer made
+		// after its topics were created could be refused them
+		// (UnknownTopicOrPartition) because another client of the process
+		// looked before they existed.
+		Transport: &kafka.Transport{},
 	}
 }
 

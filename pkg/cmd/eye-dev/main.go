@@ -28,18 +28,18 @@ import (
 )
 
 type cfg struct {
-	Home         string `env:"EYE_HOME" default:".eye"`
-	BinDir       string `env:"EYE_BIN_DIR" default:"bin"`
+	Home         string `env:"EYE_HOME, default=.eye"`
+	BinDir       string `env:"EYE_BIN_DIR, default=bin"`
 	PostgresDSN  string `env:"EYE_POSTGRES_DSN" secret:"true"`
-	PostgresPort int    `env:"EYE_DEV_POSTGRES_PORT" default:"54329"`
+	PostgresPort int    `env:"EYE_DEV_POSTGRES_PORT, default=54329"`
 	Brokers      string `env:"EYE_KAFKA_BROKERS"`
-	KafkaPort    int    `env:"EYE_DEV_KAFKA_PORT" default:"9092"`
+	KafkaPort    int    `env:"EYE_DEV_KAFKA_PORT, default=9092"`
 	WriteKey     string `env:"EYE_DEV_WRITE_KEY" secret:"true"`
 	ReadKey      string `env:"EYE_DEV_READ_KEY" secret:"true"`
 	AdminKey     string `env:"EYE_DEV_ADMIN_KEY" secret:"true"`
-	GatewayAddr  string `env:"EYE_GATEWAY_ADDR" default:":8080"`
-	QueryAddr    string `env:"EYE_QUERY_ADDR" default:":8081"`
-	SchemaDir    string `env:"EYE_SCHEMA_DIR" default:"deploy/schemas"`
+	GatewayAddr  string `env:"EYE_GATEWAY_ADDR, default=:8080"`
+	QueryAddr    string `env:"EYE_QUERY_ADDR, default=:8081"`
+	SchemaDir    string `env:"EYE_SCHEMA_DIR, default=deploy/schemas"`
 }
 
 var services = []string{"ingest-gateway", "validator", "writer", "query-api"}

@@ -36,19 +36,19 @@ import (
 type cfg struct {
 	config.Common
 	config.Keys
-	Addr            string        `env:"EYE_GATEWAY_ADDR" default:":8080"`
-	MaxBodyBytes    int64         `env:"EYE_MAX_BODY_BYTES" default:"5242880"`
-	MaxEventBytes   int           `env:"EYE_MAX_EVENT_BYTES" default:"32768"`
-	MaxBatchEvents  int           `env:"EYE_MAX_BATCH_EVENTS" default:"5000"`
-	MaxStreamEvents int           `env:"EYE_MAX_STREAM_EVENTS" default:"1000000"`
-	MaxDepth        int           `env:"EYE_MAX_JSON_DEPTH" default:"32"`
-	MaxInflight     int           `env:"EYE_MAX_INFLIGHT" default:"512"`
-	PublishTimeout  time.Duration `env:"EYE_PUBLISH_TIMEOUT" default:"5s"`
-	StreamTimeout   time.Duration `env:"EYE_STREAM_TIMEOUT" default:"10m"`
-	RateLimit       float64       `env:"EYE_RATE_LIMIT" default:"50000"`
-	RateBurst       int           `env:"EYE_RATE_BURST" default:"100000"`
-	AuthFailEvery   time.Duration `env:"EYE_AUTH_FAILURE_EVERY" default:"1s"`
-	AuthFailBurst   int           `env:"EYE_AUTH_FAILURE_BURST" default:"20"`
+	Addr            string        `env:"EYE_GATEWAY_ADDR, default=:8080"`
+	MaxBodyBytes    int64         `env:"EYE_MAX_BODY_BYTES, default=5242880"`
+	MaxEventBytes   int           `env:"EYE_MAX_EVENT_BYTES, default=32768"`
+	MaxBatchEvents  int           `env:"EYE_MAX_BATCH_EVENTS, default=5000"`
+	MaxStreamEvents int           `env:"EYE_MAX_STREAM_EVENTS, default=1000000"`
+	MaxDepth        int           `env:"EYE_MAX_JSON_DEPTH, default=32"`
+	MaxInflight     int           `env:"EYE_MAX_INFLIGHT, default=512"`
+	PublishTimeout  time.Duration `env:"EYE_PUBLISH_TIMEOUT, default=5s"`
+	StreamTimeout   time.Duration `env:"EYE_STREAM_TIMEOUT, default=10m"`
+	RateLimit       float64       `env:"EYE_RATE_LIMIT, default=50000"`
+	RateBurst       int           `env:"EYE_RATE_BURST, default=100000"`
+	AuthFailEvery   time.Duration `env:"EYE_AUTH_FAILURE_EVERY, default=1s"`
+	AuthFailBurst   int           `env:"EYE_AUTH_FAILURE_BURST, default=20"`
 }
 
 func main() {

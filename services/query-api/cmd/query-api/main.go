@@ -38,17 +38,17 @@ import (
 type cfg struct {
 	config.Common
 	config.Keys
-	Addr            string        `env:"EYE_QUERY_ADDR" default:":8081"`
-	QueryTimeout    time.Duration `env:"EYE_QUERY_TIMEOUT" default:"5s"`
-	FutureTolerance time.Duration `env:"EYE_FUTURE_TOLERANCE" default:"1m"`
-	RotationOverlap time.Duration `env:"EYE_KEY_ROTATION_OVERLAP" default:"24h"`
-	PublishTimeout  time.Duration `env:"EYE_PUBLISH_TIMEOUT" default:"5s"`
+	Addr            string        `env:"EYE_QUERY_ADDR, default=:8081"`
+	QueryTimeout    time.Duration `env:"EYE_QUERY_TIMEOUT, default=5s"`
+	FutureTolerance time.Duration `env:"EYE_FUTURE_TOLERANCE, default=1m"`
+	RotationOverlap time.Duration `env:"EYE_KEY_ROTATION_OVERLAP, default=24h"`
+	PublishTimeout  time.Duration `env:"EYE_PUBLISH_TIMEOUT, default=5s"`
 	// SchemaDir holds JSON Schemas to store at start-up, laid out as
 	// <category>/<name>/<version>.json (docs/schemas.md); empty: none.
 	SchemaDir string `env:"EYE_SCHEMA_DIR"`
 	// SchemaCheck is how many of a type's most recent stored events a new
 	// schema version is checked against before it is stored.
-	SchemaCheck int `env:"EYE_SCHEMA_CHECK_EVENTS" default:"1000"`
+	SchemaCheck int `env:"EYE_SCHEMA_CHECK_EVENTS, default=1000"`
 }
 
 func main() {

@@ -30,13 +30,13 @@ import (
 type cfg struct {
 	config.Common
 	config.Consumer
-	Addr            string        `env:"EYE_VALIDATOR_ADDR" default:":8082"`
-	GroupID         string        `env:"EYE_VALIDATOR_GROUP" default:"validator"`
-	FutureTolerance time.Duration `env:"EYE_FUTURE_TOLERANCE" default:"1m"`
-	MaxBatch        int           `env:"EYE_VALIDATOR_BATCH" default:"500"`
+	Addr            string        `env:"EYE_VALIDATOR_ADDR, default=:8082"`
+	GroupID         string        `env:"EYE_VALIDATOR_GROUP, default=validator"`
+	FutureTolerance time.Duration `env:"EYE_FUTURE_TOLERANCE, default=1m"`
+	MaxBatch        int           `env:"EYE_VALIDATOR_BATCH, default=500"`
 	// SettingsTTL is how long an application's strict-types setting is
 	// cached: a change applies within it.
-	SettingsTTL time.Duration `env:"EYE_KEY_CACHE_TTL" default:"5s"`
+	SettingsTTL time.Duration `env:"EYE_KEY_CACHE_TTL, default=5s"`
 }
 
 func main() {

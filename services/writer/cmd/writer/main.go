@@ -24,9 +24,9 @@ import (
 type cfg struct {
 	config.Common
 	config.Consumer
-	Addr     string `env:"EYE_WRITER_ADDR" default:":8083"`
-	GroupID  string `env:"EYE_WRITER_GROUP" default:"writer"`
-	MaxBatch int    `env:"EYE_WRITER_BATCH" default:"5000"`
+	Addr     string `env:"EYE_WRITER_ADDR, default=:8083"`
+	GroupID  string `env:"EYE_WRITER_GROUP, default=writer"`
+	MaxBatch int    `env:"EYE_WRITER_BATCH, default=5000"`
 }
 
 func main() {
