@@ -32,23 +32,18 @@ func NewPGStore(db *sqlx.DB) (*PGStore, error) {
 // settings into the principal.
 func (s *PGStore) LookupKey(ctx context.Context, h Hash) (Principal, error) {
 	const q = `
-		SELECT k.id, k.app_id, k.scopes, k.expires_at,
-		       a.allowed_origins, a.rate_limit, a.rate_burst, a.strict_sessions, a.strict_types
+		SELECT k.id, k.app_id, k.scopes, k.expires_at, ` + settingsCols + `
 		FROM api_keys k JOIN applications a ON a.id = k.app_id
 		WHERE k.hash = $1
 		  AND k.revoked_at IS NULL
 		  AND (k.expires_at IS NULL OR k.expires_at > now())
 		  AND a.disabled_at IS NULL`
 	var row struct {
-		ID             uuid.UUID      `db:"id"`
-		AppID          uuid.UUID      `db:"app_id"`
-		Scopes         pq.StringArray `db:"scopes"`
-		ExpiresAt      sql.NullTime   `db:"expires_at"`
-		AllowedOrigins pq.StringArray `db:"allowed_origins"`
-		RateLimit      float64        `db:"rate_limit"`
-		RateBurst      int            `db:"rate_burst"`
-		StrictSessions bool           `db:"strict_sessions"`
-		StrictTypes    bool           `db:"strict_types"`
+		ID        uuid.UUID      `db:"id"`
+		AppID     uuid.UUID      `db:"app_id"`
+		Scopes    pq.StringArray `db:"scopes"`
+		ExpiresAt sql.NullTime   `db:"expires_at"`
+		settingsRow
 	}
 	err := s.db.GetContext(ctx, &row, q, h[:])
 	if errors.Is(err, sql.ErrNoRows) {
@@ -57,17 +52,7 @@ func (s *PGStore) LookupKey(ctx context.Context, h Hash) (Principal, error) {
 	if err != nil {
 		return Principal{}, fmt.Errorf("lookup key: %w", err)
 	}
-	p := Principal{
-		AppID: row.AppID,
-		KeyID: row.ID,
-		Settings: AppSettings{
-			AllowedOrigins: []string(row.AllowedOrigins),
-			RateLimit:      row.RateLimit,
-			RateBurst:      row.RateBurst,
-			StrictSessions: row.StrictSessions,
-			StrictTypes:    row.StrictTypes,
-		},
-	}
+	p := Principal{AppID: row.AppID, KeyID: row.ID, Settings: row.settings()}
 	if row.ExpiresAt.Valid {
 		p.ExpiresAt = row.ExpiresAt.Time
 	}
@@ -75,34 +60,6 @@ func (s *PGStore) LookupKey(ctx context.Context, h Hash) (Principal, error) {
 		p.Scopes = append(p.Scopes, Scope(sc))
 	}
 	return p, nil
-}
-
-// ErrUnknownApplication is returned by Settings for an application that
-// does not exist.
-var ErrUnknownApplication = errors.New("unknown application")
-
-// Settings returns an application's settings, disabled or not, or
-// ErrUnknownApplication.
-func (s *PGStore) Settings(ctx context.Context, app uuid.UUID) (AppSettings, error) {
-	const q = `
-		SELECT allowed_origins, rate_limit, rate_burst, strict_sessions, strict_types
-		FROM applications WHERE id = $1`
-	var row struct {
-		AllowedOrigins pq.StringArray `db:"allowed_origins"`
-		RateLimit      float64        `db:"rate_limit"`
-		RateBurst      int            `db:"rate_burst"`
-		StrictSessions bool           `db:"strict_sessions"`
-		StrictTypes    bool           `db:"strict_types"`
-	}
-	err := s.db.GetContext(ctx, &row, q, app)
-	if errors.Is(err, sql.ErrNoRows) {
-		return AppSettings{}, ErrUnknownApplication
-	}
-	if err != nil {
-		return AppSettings{}, fmt.Errorf("application settings: %w", err)
-	}
-	return AppSettings{AllowedOrigins: []string(row.AllowedOrigins), RateLimit: row.RateLimit, RateBurst: row.RateBurst,
-		StrictSessions: row.StrictSessions, StrictTypes: row.StrictTypes}, nil
 }
 
 // EnsureApplication creates the application if it does not exist.

@@ -17,7 +17,7 @@ import (
 	"github.com/the-eye/eye/services/query-api/internal/paging"
 )
 
-func TestMain(m *testing.M) { testkit.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m, pg.MigrateDSN) }
 
 func newStore(t *testing.T) (*Store, *sqlx.DB) {
 	t.Helper()

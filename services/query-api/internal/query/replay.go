@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/lib/pq"
 
+	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/pkg/schema"
@@ -471,12 +472,11 @@ func (s *Store) markReplayed(ctx context.Context, ids, events []string) error {
 func (s *Store) strictTypes(ctx context.Context, app uuid.UUID) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	var strict bool
-	err := s.db.GetContext(ctx, &strict, `SELECT COALESCE((SELECT strict_types FROM applications WHERE id = $1), false)`, app)
+	set, err := auth.ReadSettings(ctx, s.db, app) // an unknown application is not strict
 	if err != nil {
 		return false, fmt.Errorf("strict types of %s: %w", app, err)
 	}
-	return strict, nil
+	return set[app].StrictTypes, nil
 }
 
 // schemaCache builds the registry of the schema versions the validators

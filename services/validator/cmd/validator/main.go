@@ -12,10 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/config"
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/event"
@@ -24,6 +22,9 @@ import (
 	"github.com/the-eye/eye/pkg/metrics"
 	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/schema"
+	"github.com/the-eye/eye/services/validator/internal/httpapi"
+	"github.com/the-eye/eye/services/validator/internal/kafkaapi"
+	"github.com/the-eye/eye/services/validator/internal/postgres"
 	"github.com/the-eye/eye/services/validator/internal/validate"
 )
 
@@ -75,7 +76,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer db.Close()
-	settings, err := auth.NewPGStore(db)
+	settings, err := postgres.New(db)
 	if err != nil {
 		return err
 	}
@@ -91,15 +92,15 @@ func run(ctx context.Context) error {
 	defer producer.Close()
 	rules := event.DefaultRules()
 	rules.FutureTolerance = c.FutureTolerance
-	relay, err := validate.NewRelay(rules, topics, producer,
-		validate.WithSchemas(schemas, validate.CachedStrictTypes(settings.Settings, c.SettingsTTL)))
+	v := validate.New(rules, validate.WithSchemas(schemas, validate.CachedStrictTypes(settings.StrictTypes, c.SettingsTTL)))
+	handler, err := kafkaapi.New(v, topics, producer)
 	if err != nil {
 		return err
 	}
 	consumer, err := kafkax.NewConsumer(kafkax.ConsumerConfig{
 		Brokers: brokers, GroupID: c.TopicPrefix + c.GroupID, Topic: topics.Raw, MaxBatch: c.MaxBatch, Logger: log, Metrics: reg,
 		SessionTimeout: c.SessionTimeout, HeartbeatInterval: c.HeartbeatInterval,
-		// The relay fails only on its dependencies (Kafka, the settings in
+		// The handler fails only on its dependencies (Kafka, the settings in
 		// Postgres), which are waited out; a refused row would be dead-lettered.
 		Permanent:   pg.IsRefused,
 		DeadLetter:  kafkax.DeadLetter{Topic: topics.DeadLetter, Stage: contract.StageValidator, Publisher: producer},
@@ -109,9 +110,12 @@ func run(ctx context.Context) error {
 		return err
 	}
 
+	api, err := httpapi.New(schemas, httpx.Readyz(log, map[string]func(context.Context) error{"kafka": consumer.Ready, "schemas": follower.Ready}))
+	if err != nil {
+		return err
+	}
 	r := httpx.NewEngine(log, reg)
-	r.GET("/readyz", httpx.Readyz(log, map[string]func(context.Context) error{"kafka": consumer.Ready, "schemas": follower.Ready}))
-	r.GET("/schemas", gin.WrapH(schemas)) // the schema versions this instance applies
+	api.Register(r)
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return follower.Run(ctx) })
@@ -122,7 +126,7 @@ func run(ctx context.Context) error {
 		case <-follower.Synced():
 		case <-ctx.Done():
 		}
-		return consumer.Run(ctx, relay.Handle)
+		return consumer.Run(ctx, handler.Handle)
 	})
 	g.Go(func() error { return httpx.Serve(ctx, c.Addr, r, log) })
 	return g.Wait()

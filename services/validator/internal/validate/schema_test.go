@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/pkg/schema"
@@ -37,13 +36,26 @@ func pageview(extra, data string) string {
 	return `{"session_id":"` + sid + `","category":"page interaction","name":"pageview",` + extra + `"data":` + data + `,"timestamp":"2021-01-01 00:00:00"}`
 }
 
-func TestSchemasApply(t *testing.T) {
-	strictApps := map[uuid.UUID]bool{}
-	strict := func(_ context.Context, app uuid.UUID) (bool, error) { return strictApps[app], nil }
-	r, err := NewRelay(event.DefaultRules(), topics, &recorder{}, WithSchemas(registry(t), strict))
+// rawEvent is a raw event of app carrying payload, as the gateway writes it.
+func rawEvent(app uuid.UUID, payload string, replay *contract.Replay) contract.RawEvent {
+	return contract.RawEvent{EventID: uuid.Must(uuid.NewV7()), AppID: app, ReceivedAt: time.Now().UTC(),
+		Payload: contract.NewPayload([]byte(payload)), ReplayOf: replay}
+}
+
+// validate has v judge raw.
+func validate(t *testing.T, v *Validator, raw contract.RawEvent) (Outcome, error) {
+	t.Helper()
+	p, err := raw.Payload.Bytes()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return v.Validate(context.Background(), raw, p)
+}
+
+func TestSchemasApply(t *testing.T) {
+	strictApps := map[uuid.UUID]bool{}
+	strict := func(_ context.Context, app uuid.UUID) (bool, error) { return strictApps[app], nil }
+	v := New(event.DefaultRules(), WithSchemas(registry(t), strict))
 	strictApp := uuid.New()
 	strictApps[strictApp] = true
 	for _, tt := range []struct {
@@ -67,25 +79,20 @@ func TestSchemasApply(t *testing.T) {
 		{"typed event, strict types", strictApp, pageview("", `{"host":"h","path":"/","title":"t"}`), 2, nil, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := contract.Encode(topics.Raw, sid, &contract.RawEvent{EventID: uuid.New(), AppID: tt.app, ReceivedAt: time.Now().UTC(), Payload: contract.NewPayload([]byte(tt.payload))})
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, err := r.Process(m)
+			out, err := validate(t, v, rawEvent(tt.app, tt.payload, nil))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if tt.codes == nil {
-				var ev contract.Event
-				if out.Topic != topics.Events || contract.Decode(out.Value, &ev) != nil || ev.SchemaVersion != tt.version {
-					t.Fatalf("want an event with schema version %d: %s %s", tt.version, out.Topic, out.Value)
+				if out.Event == nil || out.Error != nil || out.Event.SchemaVersion != tt.version {
+					t.Fatalf("want an event with schema version %d: %+v", tt.version, out)
 				}
 				return
 			}
-			var er contract.Error
-			if out.Topic != topics.Errors || contract.Decode(out.Value, &er) != nil {
-				t.Fatalf("want an error record: %s %s", out.Topic, out.Value)
+			if out.Error == nil || out.Event != nil {
+				t.Fatalf("want an error record: %+v", out)
 			}
+			er := out.Error
 			if !slices.Equal(er.Reasons.Codes(), tt.codes) || er.Reasons[0].Field != tt.field || er.SchemaVersion != tt.version {
 				t.Fatalf("reasons %v, schema version %d; want %v at %s, version %d", er.Reasons, er.SchemaVersion, tt.codes, tt.field, tt.version)
 			}
@@ -93,16 +100,16 @@ func TestSchemasApply(t *testing.T) {
 	}
 }
 
-func TestStrictTypesLookupFailureFailsTheBatch(t *testing.T) {
-	rec := &recorder{}
+func TestStrictTypesLookupFailureIsAnError(t *testing.T) {
 	down := errors.New("postgres down")
-	r, _ := NewRelay(event.DefaultRules(), topics, rec, WithSchemas(registry(t), func(context.Context, uuid.UUID) (bool, error) { return false, down }))
-	in := []contract.Message{
-		raw(t, sid, pageview("", `{"host":"h","path":"/","title":"t"}`)), // typed: no lookup needed
-		raw(t, sid, `{"session_id":"`+sid+`","category":"c","name":"n","data":{"a":1},"timestamp":"2021-01-01 00:00:00"}`),
+	v := New(event.DefaultRules(), WithSchemas(registry(t), func(context.Context, uuid.UUID) (bool, error) { return false, down }))
+	// Typed: no lookup needed.
+	if out, err := validate(t, v, rawEvent(uuid.New(), pageview("", `{"host":"h","path":"/","title":"t"}`), nil)); err != nil || out.Event == nil {
+		t.Fatalf("typed event: %+v %v", out, err)
 	}
-	if err := r.Handle(context.Background(), in); !errors.Is(err, down) || len(rec.msgs) != 0 {
-		t.Fatalf("err %v, published %d", err, len(rec.msgs))
+	out, err := validate(t, v, rawEvent(uuid.New(), `{"session_id":"`+sid+`","category":"c","name":"n","data":{"a":1},"timestamp":"2021-01-01 00:00:00"}`, nil))
+	if !errors.Is(err, down) || out.Event != nil || out.Error != nil {
+		t.Fatalf("untyped event, settings unreadable: %+v %v", out, err)
 	}
 }
 
@@ -110,12 +117,13 @@ func TestCachedStrictTypes(t *testing.T) {
 	calls := 0
 	strict := true
 	app, unknown := uuid.New(), uuid.New()
-	f := CachedStrictTypes(func(_ context.Context, id uuid.UUID) (auth.AppSettings, error) {
+	down := errors.New("postgres down")
+	f := CachedStrictTypes(func(_ context.Context, id uuid.UUID) (bool, error) {
 		calls++
 		if id == unknown {
-			return auth.AppSettings{}, auth.ErrUnknownApplication
+			return false, down
 		}
-		return auth.AppSettings{StrictTypes: strict}, nil
+		return strict, nil
 	}, 50*time.Millisecond)
 	ctx := context.Background()
 	for range 3 {
@@ -131,7 +139,13 @@ func TestCachedStrictTypes(t *testing.T) {
 	if s, _ := f(ctx, app); s {
 		t.Fatal("a changed setting did not apply after the TTL")
 	}
-	if s, err := f(ctx, unknown); s || err != nil {
-		t.Fatalf("unknown application: %v %v", s, err)
+	before := calls
+	for range 2 {
+		if _, err := f(ctx, unknown); !errors.Is(err, down) {
+			t.Fatalf("failed lookup: %v", err)
+		}
+	}
+	if calls != before+2 {
+		t.Fatal("a failed lookup was cached")
 	}
 }

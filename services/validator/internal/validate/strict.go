@@ -2,24 +2,17 @@ package validate
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/the-eye/eye/pkg/auth"
 )
 
-// Settings reads an application's settings (auth.PGStore.Settings).
-type Settings func(ctx context.Context, app uuid.UUID) (auth.AppSettings, error)
-
-// CachedStrictTypes answers StrictTypes from settings, caching each
-// application's answer for ttl, so a changed setting applies within ttl and
-// Postgres sees at most one query per application per ttl. It is asked only
-// for events of types without a schema. An unknown application is not
-// strict; a failed lookup is not cached.
-func CachedStrictTypes(settings Settings, ttl time.Duration) StrictTypes {
+// CachedStrictTypes answers from lookup, caching each application's answer
+// for ttl, so a changed setting applies within ttl and storage sees at most
+// one query per application per ttl. It is asked only for events of types
+// without a schema. A failed lookup is not cached.
+func CachedStrictTypes(lookup StrictTypes, ttl time.Duration) StrictTypes {
 	type entry struct {
 		strict  bool
 		expires time.Time
@@ -36,16 +29,16 @@ func CachedStrictTypes(settings Settings, ttl time.Duration) StrictTypes {
 		if ok && now.Before(e.expires) {
 			return e.strict, nil
 		}
-		set, err := settings(ctx, app)
-		if err != nil && !errors.Is(err, auth.ErrUnknownApplication) {
+		strict, err := lookup(ctx, app)
+		if err != nil {
 			return false, err
 		}
 		mu.Lock()
 		if len(cache) > 100_000 { // bound memory: applications are far fewer
 			clear(cache)
 		}
-		cache[app] = entry{strict: set.StrictTypes, expires: now.Add(ttl)}
+		cache[app] = entry{strict: strict, expires: now.Add(ttl)}
 		mu.Unlock()
-		return set.StrictTypes, nil
+		return strict, nil
 	}
 }

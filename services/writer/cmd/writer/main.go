@@ -17,8 +17,9 @@ import (
 	"github.com/the-eye/eye/pkg/kafkax"
 	"github.com/the-eye/eye/pkg/metrics"
 	"github.com/the-eye/eye/pkg/pg"
-	"github.com/the-eye/eye/services/writer/internal/sink"
-	"github.com/the-eye/eye/services/writer/internal/store"
+	"github.com/the-eye/eye/services/writer/internal/kafkaapi"
+	"github.com/the-eye/eye/services/writer/internal/persist"
+	"github.com/the-eye/eye/services/writer/internal/postgres"
 )
 
 type cfg struct {
@@ -60,7 +61,11 @@ func run(ctx context.Context) error {
 	if err := kafkax.EnsureTopics(startCtx, brokers, c.Partitions, c.Replication, topics.All()...); err != nil {
 		return err
 	}
-	st, err := store.New(db)
+	st, err := postgres.New(db)
+	if err != nil {
+		return err
+	}
+	w, err := persist.New(st)
 	if err != nil {
 		return err
 	}
@@ -69,7 +74,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer producer.Close()
-	sk, err := sink.New(st, producer, topics)
+	handlers, err := kafkaapi.New(w, producer, topics)
 	if err != nil {
 		return err
 	}
@@ -77,7 +82,7 @@ func run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	// One group per topic: a member joining for one topic never makes the
 	// others rebalance.
-	sinks := map[string]kafkax.Handler{"events": sk.Events, "errors": sk.Errors}
+	sinks := map[string]kafkax.Handler{"events": handlers.Events, "errors": handlers.Errors}
 	topicOf := map[string]string{"events": topics.Events, "errors": topics.Errors}
 	for name, handle := range sinks {
 		consumer, err := kafkax.NewConsumer(kafkax.ConsumerConfig{

@@ -1,4 +1,4 @@
-package validate
+package kafkaapi
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/event"
+	"github.com/the-eye/eye/services/validator/internal/validate"
 )
 
 // discard is a Publisher that drops what it is given: the benchmark
@@ -19,9 +20,9 @@ type discard struct{}
 func (discard) Publish(context.Context, ...contract.Message) error { return nil }
 
 // BenchmarkHandle: the validator's CPU per event for a 500-record batch of
-// realistic raw events, no schemas (go test -bench Handle -benchmem ./internal/validate).
+// realistic raw events, no schemas (go test -bench Handle -benchmem ./internal/kafkaapi).
 func BenchmarkHandle(b *testing.B) {
-	r, err := NewRelay(event.DefaultRules(), topics, discard{})
+	r, err := New(validate.New(event.DefaultRules()), topics, discard{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,9 +1,10 @@
-package store_test
+package postgres_test
 
-// The writer's real per-batch handler, sink.Events, in BenchmarkWriter:
-// envelopes decoded from their Kafka bytes, CheckSessions, InsertEvents,
-// InsertErrors. It lives in the external test package because the sink
-// imports the store.
+// The writer's real per-batch handler, kafkaapi.Events, in BenchmarkWriter:
+// envelopes decoded from their Kafka bytes, then the domain's calls
+// (Erased, Sessions, StrictSessions, InsertEvents, MarkReplayed). It lives
+// in the external test package because the handlers import the domain,
+// which this package implements.
 
 import (
 	"context"
@@ -15,25 +16,30 @@ import (
 
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/event"
-	"github.com/the-eye/eye/services/writer/internal/sink"
-	"github.com/the-eye/eye/services/writer/internal/store"
+	"github.com/the-eye/eye/services/writer/internal/kafkaapi"
+	"github.com/the-eye/eye/services/writer/internal/persist"
+	"github.com/the-eye/eye/services/writer/internal/postgres"
 )
 
 func init() {
 	for _, c := range []struct {
 		name           string
 		size, parallel int
-	}{{"sink.Events/b1000", 1000, 1}, {"sink.Events/b5000", 5000, 1}, {"sink.Events_x2/b1000", 1000, 2}} {
-		store.AddBenchCase(c.name, c.size, c.parallel, encodeBacklog, func(ctx context.Context, db *sqlx.DB, batch []event.Event) error {
-			st, err := store.New(db) // New and sink.New do no I/O
+	}{{"kafkaapi.Events/b1000", 1000, 1}, {"kafkaapi.Events/b5000", 5000, 1}, {"kafkaapi.Events_x2/b1000", 1000, 2}} {
+		postgres.AddBenchCase(c.name, c.size, c.parallel, encodeBacklog, func(ctx context.Context, db *sqlx.DB, batch []event.Event) error {
+			st, err := postgres.New(db) // the constructors do no I/O
 			if err != nil {
 				return err
 			}
-			sk, err := sink.New(st, discard{}, contract.NewTopics(""))
+			w, err := persist.New(st)
 			if err != nil {
 				return err
 			}
-			return sk.Events(ctx, messagesOf(batch))
+			h, err := kafkaapi.New(w, discard{}, contract.NewTopics(""))
+			if err != nil {
+				return err
+			}
+			return h.Events(ctx, messagesOf(batch))
 		})
 	}
 }
@@ -46,7 +52,7 @@ var (
 // encodeBacklog encodes the backlog as the events topic carries it, once.
 func encodeBacklog() {
 	encodeOnce.Do(func() {
-		all := store.BenchBacklog()
+		all := postgres.BenchBacklog()
 		encoded = make(map[[16]byte]contract.Message, len(all))
 		for _, e := range all {
 			m, err := contract.Encode("events", e.SessionID.String(), &contract.Event{
@@ -70,12 +76,12 @@ func messagesOf(batch []event.Event) []contract.Message {
 	return out
 }
 
-// BenchmarkDecodeEvent is the CPU sink.Events spends per event before any
+// BenchmarkDecodeEvent is the CPU kafkaapi.Events spends per event before any
 // database work: contract.Decode (which unmarshals the envelope twice, for
 // its header and then for its body) against a single json.Unmarshal.
 func BenchmarkDecodeEvent(b *testing.B) {
 	encodeBacklog()
-	all := store.BenchBacklog()
+	all := postgres.BenchBacklog()
 	msgs := messagesOf(all[:1000])
 	b.Run("contract.Decode", func(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
@@ -95,7 +101,7 @@ func BenchmarkDecodeEvent(b *testing.B) {
 	})
 }
 
-// discard is a sink.Publisher for benchmarks: it drops what it is given.
+// discard is a kafkaapi.Publisher for benchmarks: it drops what it is given.
 type discard struct{}
 
 func (discard) Publish(context.Context, ...contract.Message) error { return nil }

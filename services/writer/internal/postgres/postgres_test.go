@@ -1,8 +1,9 @@
-package store
+package postgres
 
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -14,9 +15,10 @@ import (
 	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/testkit"
+	"github.com/the-eye/eye/services/writer/internal/persist"
 )
 
-func TestMain(m *testing.M) { testkit.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m, pg.MigrateDSN) }
 
 func newStore(t *testing.T) (*Store, *sqlx.DB) {
 	t.Helper()
@@ -256,10 +258,12 @@ func TestInsertErrorsKeepsPayloadBytesAndSurvivesNUL(t *testing.T) {
 	}
 }
 
-func TestCheckSessions(t *testing.T) {
+// TestSessionsAndStrictSessions: the facts the domain's session verdicts
+// are made of, read through the tables' owners.
+func TestSessionsAndStrictSessions(t *testing.T) {
 	st, db := newStore(t)
 	ctx := context.Background()
-	strictApp, laxApp := uuid.New(), uuid.New()
+	strictApp, laxApp, missingApp := uuid.New(), uuid.New(), uuid.New()
 	for _, a := range []struct {
 		id     uuid.UUID
 		strict bool
@@ -268,41 +272,22 @@ func TestCheckSessions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	registered, unregistered, foreign := uuid.New(), uuid.New(), uuid.New()
+	registered, unregistered, missing := uuid.New(), uuid.New(), uuid.New()
 	db.MustExec(`INSERT INTO sessions (id, app_id, created_at, registered_at) VALUES ($1, $2, now(), now())`, registered, strictApp)
-	db.MustExec(`INSERT INTO sessions (id, app_id, created_at) VALUES ($1, $2, now())`, unregistered, strictApp)
-	db.MustExec(`INSERT INTO sessions (id, app_id, created_at, registered_at) VALUES ($1, $2, now(), now())`, foreign, laxApp)
-	ev := func(app, session uuid.UUID) event.Event {
-		e := newEvent(session, time.Now(), `{"a":1}`)
-		e.AppID = app
-		return e
-	}
-	cases := []struct {
-		e    event.Event
-		want event.Code
-	}{
-		{ev(strictApp, registered), ""},
-		{ev(strictApp, unregistered), event.CodeUnknownSession},
-		{ev(strictApp, uuid.New()), event.CodeUnknownSession},
-		{ev(laxApp, uuid.New()), ""},
-		{ev(strictApp, foreign), event.CodeSessionOwner},
-		{ev(laxApp, registered), event.CodeSessionOwner},
-	}
-	var batch []event.Event
-	for _, c := range cases {
-		batch = append(batch, c.e)
-	}
-	check, err := st.CheckSessions(ctx, batch)
+	db.MustExec(`INSERT INTO sessions (id, app_id, created_at) VALUES ($1, $2, now())`, unregistered, laxApp)
+	known, err := st.Sessions(ctx, []uuid.UUID{registered, unregistered, missing})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, c := range cases {
-		var got event.Code
-		if r := check(c.e); r != nil {
-			got = r.Code
-		}
-		if got != c.want {
-			t.Errorf("case %d: %q, want %q", i, got, c.want)
-		}
+	want := map[uuid.UUID]persist.Session{registered: {AppID: strictApp, Registered: true}, unregistered: {AppID: laxApp}}
+	if !maps.Equal(known, want) {
+		t.Fatalf("sessions %v, want %v", known, want)
+	}
+	strict, err := st.StrictSessions(ctx, []uuid.UUID{strictApp, laxApp, missingApp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(strict, map[uuid.UUID]bool{strictApp: true}) {
+		t.Fatalf("strict sessions %v", strict)
 	}
 }

@@ -1,4 +1,4 @@
-package store
+package postgres
 
 import (
 	"context"
@@ -9,10 +9,10 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
 	"github.com/lib/pq"
 
 	"github.com/the-eye/eye/pkg/contract"
+	"github.com/the-eye/eye/services/writer/internal/persist"
 )
 
 // maxTypeText bounds the category and name kept on an error record, in
@@ -71,17 +71,6 @@ func typeOf(p contract.Payload) (category, name sql.NullString) {
 	return text("category"), text("name")
 }
 
-// Lineage ties a stored event to the error record whose replay produced
-// it.
-type Lineage struct {
-	EventID uuid.UUID
-	ErrorID uuid.UUID
-	// ReceivedAt is the replayed event's received_at (the original one):
-	// an event stored under the same id from another source (a client
-	// resending its own id) is not marked.
-	ReceivedAt time.Time
-}
-
 // markReplayedFrom records lineage on events that have none yet: the first
 // replay that stored an event is the one it came from.
 const markReplayedFrom = `
@@ -91,7 +80,7 @@ WHERE e.id = t.id AND e.received_at = t.received_at AND e.replayed_from IS NULL`
 
 // MarkReplayed sets events.replayed_from for events stored from replays.
 // It is idempotent, so a redelivered batch changes nothing.
-func (s *Store) MarkReplayed(ctx context.Context, ls []Lineage) error {
+func (s *Store) MarkReplayed(ctx context.Context, ls []persist.Lineage) error {
 	if len(ls) == 0 {
 		return nil
 	}

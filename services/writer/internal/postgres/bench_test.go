@@ -1,4 +1,4 @@
-package store
+package postgres
 
 // Writer throughput benchmarks (issue 5, "Writer throughput";
 // docs/benchmarks-writer.md has the method, the figures and the choice).
@@ -39,6 +39,7 @@ import (
 	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/testkit"
+	"github.com/the-eye/eye/services/writer/internal/persist"
 )
 
 // benchEvents is the size of the backlog (EYE_BENCH_EVENTS, default 100 000).
@@ -264,24 +265,33 @@ func rawCopy(ctx context.Context, d benchDB, batch []event.Event) error {
 	return tx.Commit()
 }
 
-// sinkPath runs the store calls sink.Events makes per batch around insert:
-// CheckSessions, the verdicts, the insert, MarkReplayed, InsertErrors (the
-// last two have nothing to do for a backlog without replays or errors).
-// The whole handler, decoding included, is the sink.Events case
-// (sink_bench_test.go).
+// sinkPath runs the store calls the events handler makes per batch around
+// insert: Sessions and StrictSessions (the backlog has no session their
+// verdicts refuse), the insert, MarkReplayed, InsertErrors (the last two
+// have nothing to do for a backlog without replays or errors). The whole
+// handler, decoding included, is the kafkaapi.Events case
+// (handler_bench_test.go).
 func sinkPath(insert writeFunc) writeFunc {
 	return func(ctx context.Context, d benchDB, batch []event.Event) error {
-		check, err := d.st.CheckSessions(ctx, batch)
-		if err != nil {
-			return err
-		}
-		keep := make([]event.Event, 0, len(batch))
+		sessionIDs, appIDs := make([]uuid.UUID, 0, len(batch)/4), []uuid.UUID{}
+		seen := map[uuid.UUID]bool{}
 		for _, e := range batch {
-			if check(e) == nil {
-				keep = append(keep, e)
+			if !seen[e.SessionID] {
+				seen[e.SessionID] = true
+				sessionIDs = append(sessionIDs, e.SessionID)
+			}
+			if !seen[e.AppID] {
+				seen[e.AppID] = true
+				appIDs = append(appIDs, e.AppID)
 			}
 		}
-		if err := insert(ctx, d, keep); err != nil {
+		if _, err := d.st.Sessions(ctx, sessionIDs); err != nil {
+			return err
+		}
+		if _, err := d.st.StrictSessions(ctx, appIDs); err != nil {
+			return err
+		}
+		if err := insert(ctx, d, batch); err != nil {
 			return err
 		}
 		if err := d.st.MarkReplayed(ctx, nil); err != nil {
@@ -292,7 +302,7 @@ func sinkPath(insert writeFunc) writeFunc {
 }
 
 // withRejects adapts InsertEvents-like methods to writeFunc.
-func withRejects(f func(*Store, context.Context, []event.Event) ([]Rejected, error)) writeFunc {
+func withRejects(f func(*Store, context.Context, []event.Event) ([]persist.Rejected, error)) writeFunc {
 	return func(ctx context.Context, d benchDB, batch []event.Event) error {
 		rej, err := f(d.st, ctx, batch)
 		if err == nil && len(rej) > 0 {
@@ -364,18 +374,18 @@ func copyInto(ctx context.Context, tx *sql.Tx, table string, events []event.Even
 
 // unnestInsertEvents is InsertEvents as it was before COPY: the whole
 // batch in one unnest statement, row by row when Postgres refuses a value.
-func (s *Store) unnestInsertEvents(ctx context.Context, events []event.Event) ([]Rejected, error) {
+func (s *Store) unnestInsertEvents(ctx context.Context, events []event.Event) ([]persist.Rejected, error) {
 	err := s.insertOnConflict(ctx, events)
 	if err == nil || !pg.IsDataError(err) {
 		return nil, err
 	}
-	var rejected []Rejected
+	var rejected []persist.Rejected
 	for _, e := range events {
 		err := s.insertOnConflict(ctx, []event.Event{e})
 		switch {
 		case err == nil:
 		case pg.IsDataError(err):
-			rejected = append(rejected, Rejected{Event: e, Err: err})
+			rejected = append(rejected, persist.Rejected{Event: e, Err: err})
 		default:
 			return nil, err
 		}
@@ -403,8 +413,8 @@ func lanes(n int) writeFunc {
 	}
 }
 
-// extraCases are added by the external test package (sink_bench_test.go),
-// which can import the sink without an import cycle.
+// extraCases are added by the external test package (handler_bench_test.go),
+// which can import the handlers without an import cycle.
 var extraCases []benchCase
 
 // AddBenchCase adds a case to BenchmarkWriter: w stores one batch of size

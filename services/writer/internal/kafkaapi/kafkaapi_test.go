@@ -1,4 +1,4 @@
-package sink
+package kafkaapi
 
 import (
 	"context"
@@ -15,10 +15,11 @@ import (
 	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/testkit"
-	"github.com/the-eye/eye/services/writer/internal/store"
+	"github.com/the-eye/eye/services/writer/internal/persist"
+	"github.com/the-eye/eye/services/writer/internal/postgres"
 )
 
-func TestMain(m *testing.M) { testkit.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m, pg.MigrateDSN) }
 
 // recorder is a Publisher that keeps what it was given.
 type recorder struct {
@@ -33,12 +34,12 @@ func (r *recorder) Publish(_ context.Context, msgs ...contract.Message) error {
 	return nil
 }
 
-// A batch large enough to be decoded in parallel, with undecodable records
-// among the events: every event is stored, every undecodable record becomes
-// a dead letter and an invalid_envelope error record on the errors topic,
-// each about its own message.
-// An event the writer refuses, for its session, is published as an error
-// record keyed by its session.
+// The handlers with the real domain and storage, on a batch large enough
+// to be decoded in parallel, with undecodable records among the events:
+// every event is stored, every undecodable record becomes a dead letter and
+// an invalid_envelope error record on the errors topic, each about its own
+// message. An event the writer refuses, for its session, is published as
+// an error record keyed by its session.
 func TestEventsBatchWithUndecodableRecords(t *testing.T) {
 	ctx := context.Background()
 	db, err := pg.Open(ctx, testkit.Postgres(t))
@@ -46,13 +47,17 @@ func TestEventsBatchWithUndecodableRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	st, err := store.New(db)
+	st, err := postgres.New(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := persist.New(st)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pub := &recorder{}
 	topics := contract.NewTopics("t.")
-	s, err := New(st, pub, topics)
+	s, err := New(w, pub, topics)
 	if err != nil {
 		t.Fatal(err)
 	}

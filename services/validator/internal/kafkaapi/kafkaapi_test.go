@@ -1,7 +1,8 @@
-package validate
+package kafkaapi
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -9,6 +10,8 @@ import (
 
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/event"
+	"github.com/the-eye/eye/pkg/schema"
+	"github.com/the-eye/eye/services/validator/internal/validate"
 )
 
 var topics = contract.NewTopics("eye.")
@@ -35,7 +38,7 @@ func raw(t *testing.T, key, payload string) contract.Message {
 func TestHandleRoutesEachMessageInOrder(t *testing.T) {
 	const sid = "9AB1B579-7021-4E0C-8EA1-2AC9F52F3058" // upper case: keys are canonicalised
 	rec := &recorder{}
-	r, err := NewRelay(event.DefaultRules(), topics, rec)
+	h, err := New(validate.New(event.DefaultRules()), topics, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +47,7 @@ func TestHandleRoutesEachMessageInOrder(t *testing.T) {
 		raw(t, sid, `{"session_id":"`+sid+`","category":"c","name":"n","data":{},"timestamp":"2021-01-01 00:00:00"}`),
 		{Topic: topics.Raw, Key: []byte("k"), Value: []byte("garbage")},
 	}
-	if err := r.Handle(context.Background(), in); err != nil {
+	if err := h.Handle(context.Background(), in); err != nil {
 		t.Fatal(err)
 	}
 	if len(rec.msgs) != 4 {
@@ -73,10 +76,33 @@ func TestHandleRoutesEachMessageInOrder(t *testing.T) {
 		t.Fatalf("undecodable: %s", rec.msgs[2].Value)
 	}
 	// The error id for an undecodable message is stable across redeliveries.
-	again, _ := r.Process(in[2])
+	rec.msgs = nil
+	if err := h.Handle(context.Background(), in[2:]); err != nil {
+		t.Fatal(err)
+	}
 	var bad2 contract.Error
-	contract.Decode(again.Value, &bad2)
-	if bad2.ID != bad.ID {
+	if len(rec.msgs) != 2 || contract.Decode(rec.msgs[0].Value, &bad2) != nil || bad2.ID != bad.ID {
 		t.Fatal("undecodable message got a new id on redelivery")
+	}
+}
+
+// TestJudgingFailureFailsTheBatch: when the domain cannot judge an event
+// (an application's settings cannot be read), nothing of the batch is
+// published, so the whole batch is retried.
+func TestJudgingFailureFailsTheBatch(t *testing.T) {
+	rec := &recorder{}
+	down := errors.New("postgres down")
+	strict := func(context.Context, uuid.UUID) (bool, error) { return false, down }
+	h, err := New(validate.New(event.DefaultRules(), validate.WithSchemas(schema.NewRegistry(), strict)), topics, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const sid = "9ab1b579-7021-4e0c-8ea1-2ac9f52f3058"
+	in := []contract.Message{
+		{Topic: topics.Raw, Key: []byte("k"), Value: []byte("garbage")},
+		raw(t, sid, `{"session_id":"`+sid+`","category":"c","name":"n","data":{"a":1},"timestamp":"2021-01-01 00:00:00"}`),
+	}
+	if err := h.Handle(context.Background(), in); !errors.Is(err, down) || len(rec.msgs) != 0 {
+		t.Fatalf("err %v, published %d", err, len(rec.msgs))
 	}
 }

@@ -1,4 +1,4 @@
-package store
+package postgres
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/event"
+	"github.com/the-eye/eye/services/writer/internal/persist"
 )
 
 // TestErrorRecordsKeepTypeVersionAndLineage: the writer stores an error
@@ -82,7 +83,7 @@ func TestMarkReplayed(t *testing.T) {
 		t.Fatal(err)
 	}
 	first, second := uuid.New(), uuid.New()
-	for _, ls := range [][]Lineage{
+	for _, ls := range [][]persist.Lineage{
 		{{EventID: replayed.ID, ErrorID: first, ReceivedAt: replayed.ReceivedAt}},
 		{{EventID: replayed.ID, ErrorID: second, ReceivedAt: replayed.ReceivedAt}}, // a later replay: the first stored it
 		{{EventID: other.ID, ErrorID: second, ReceivedAt: other.ReceivedAt.Add(-time.Hour)}},

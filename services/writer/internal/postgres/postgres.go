@@ -1,9 +1,10 @@
-// Package store persists events, sessions and error records in Postgres in
-// batches. Every write is idempotent (unique ids; events go in with COPY,
+// Package postgres is the writer's storage: it persists events, session
+// aggregates (through pkg/sessions, which owns that table) and error
+// records in Postgres in batches, implementing persist.Store. Every write is idempotent (unique ids; events go in with COPY,
 // which fails whole on a stored id and is then redone with ON CONFLICT), so
 // Kafka's at-least-once delivery stores each record exactly once, and
 // session aggregates count only rows actually inserted.
-package store
+package postgres
 
 import (
 	"bytes"
@@ -17,7 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"golang.org/x/sync/errgroup"
@@ -25,13 +25,18 @@ import (
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/pkg/pg"
+	"github.com/the-eye/eye/pkg/sessions"
+	"github.com/the-eye/eye/services/writer/internal/persist"
 )
 
 // Store writes to Postgres.
 type Store struct {
-	db    *sqlx.DB
-	lanes int
+	db       *sqlx.DB
+	sessions *sessions.Store
+	lanes    int
 }
+
+var _ persist.Store = (*Store)(nil)
 
 // DefaultLanes is how many transactions InsertEvents runs at once for a
 // large batch: two keep both cores of the reference machine busy (one
@@ -54,42 +59,25 @@ func Lanes(n int) Option {
 // New returns a Store on db.
 func New(db *sqlx.DB, opts ...Option) (*Store, error) {
 	if db == nil {
-		return nil, errors.New("store: nil db")
+		return nil, errors.New("postgres: nil db")
 	}
-	s := &Store{db: db, lanes: DefaultLanes}
+	ss, err := sessions.New(db)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, sessions: ss, lanes: DefaultLanes}
 	for _, o := range opts {
 		o(s)
 	}
 	return s, nil
 }
 
-// Rejected is an event Postgres refused to store, with the reason.
-type Rejected struct {
-	Event event.Event
-	Err   error
-}
-
 // The columns of events a batch fills, in COPY order.
 const copyEvents = `COPY events (id, app_id, session_id, category, name, data, "timestamp", received_at, client_timestamp) FROM STDIN`
 
-// foldSessions adds a batch's per-session aggregates, computed by the
-// writer from rows it has just inserted, to the sessions. Sessions are
-// taken in id order, so concurrent writers cannot deadlock on them.
-const foldSessions = `
-INSERT INTO sessions AS s (id, app_id, created_at, first_event_at, last_event_at, event_count)
-SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[], $6::bigint[])
-	AS t(id, app_id, created_at, first_event_at, last_event_at, event_count)
-ORDER BY id
-ON CONFLICT (id) DO UPDATE SET
-	first_event_at = LEAST(s.first_event_at, EXCLUDED.first_event_at),
-	last_event_at  = GREATEST(s.last_event_at, EXCLUDED.last_event_at),
-	event_count    = s.event_count + EXCLUDED.event_count
-WHERE s.app_id = EXCLUDED.app_id -- CheckSessions turns another application's session into an error first`
-
-// insertEventsOnConflict inserts events and folds the rows actually
-// inserted into their sessions, in one statement: a redelivered event
-// changes nothing, and concurrent writers serialise on the session rows
-// (taken in id order, so they cannot deadlock).
+// insertEventsOnConflict inserts events that are not yet stored and
+// returns what the rows it inserted add to their sessions (sessions.Fold
+// then counts them), so a redelivered event is not counted again.
 const insertEventsOnConflict = `
 WITH input AS (
 	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
@@ -100,14 +88,9 @@ WITH input AS (
 	ON CONFLICT (id) DO NOTHING
 	RETURNING app_id, session_id, "timestamp", received_at
 )
-INSERT INTO sessions AS s (id, app_id, created_at, first_event_at, last_event_at, event_count)
-SELECT session_id, (array_agg(app_id))[1], min(received_at), min("timestamp"), max("timestamp"), count(*)
-FROM inserted GROUP BY session_id ORDER BY session_id
-ON CONFLICT (id) DO UPDATE SET
-	first_event_at = LEAST(s.first_event_at, EXCLUDED.first_event_at),
-	last_event_at  = GREATEST(s.last_event_at, EXCLUDED.last_event_at),
-	event_count    = s.event_count + EXCLUDED.event_count
-WHERE s.app_id = EXCLUDED.app_id -- CheckSessions turns another application's session into an error first`
+SELECT session_id, (array_agg(app_id))[1] AS app_id, min(received_at) AS received,
+	min("timestamp") AS first, max("timestamp") AS last, count(*) AS events
+FROM inserted GROUP BY session_id ORDER BY session_id`
 
 // InsertEvents stores events idempotently and adds them to their sessions'
 // counts and times, exactly once.
@@ -131,12 +114,12 @@ WHERE s.app_id = EXCLUDED.app_id -- CheckSessions turns another application's se
 // split in halves until the refused events are alone, and those are
 // returned, so the caller can record them as errors instead of stalling
 // the partition.
-func (s *Store) InsertEvents(ctx context.Context, events []event.Event) ([]Rejected, error) {
+func (s *Store) InsertEvents(ctx context.Context, events []event.Event) ([]persist.Rejected, error) {
 	lanes := splitBySession(uniqueByID(events), min(s.lanes, len(events)/minLane))
 	if len(lanes) == 1 {
 		return s.insertSplitting(ctx, lanes[0])
 	}
-	rejected := make([][]Rejected, len(lanes))
+	rejected := make([][]persist.Rejected, len(lanes))
 	g, ctx := errgroup.WithContext(ctx)
 	for i, lane := range lanes {
 		g.Go(func() (err error) {
@@ -165,7 +148,7 @@ func splitBySession(events []event.Event, n int) [][]event.Event {
 }
 
 // insertSplitting inserts events, bisecting around refused rows.
-func (s *Store) insertSplitting(ctx context.Context, events []event.Event) ([]Rejected, error) {
+func (s *Store) insertSplitting(ctx context.Context, events []event.Event) ([]persist.Rejected, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
@@ -176,7 +159,7 @@ func (s *Store) insertSplitting(ctx context.Context, events []event.Event) ([]Re
 	case !pg.IsDataError(err):
 		return nil, err
 	case len(events) == 1:
-		return []Rejected{{Event: events[0], Err: err}}, nil
+		return []persist.Rejected{{Event: events[0], Err: err}}, nil
 	}
 	half := len(events) / 2
 	rejected, err := s.insertSplitting(ctx, events[:half])
@@ -212,10 +195,8 @@ func (s *Store) copyBatch(ctx context.Context, events []event.Event) error {
 	if err := copyRows(ctx, tx, events); err != nil {
 		return fmt.Errorf("copy %d events: %w", len(events), err)
 	}
-	ids, apps, created, first, last, counts := aggregateSessions(events)
-	if _, err := tx.ExecContext(ctx, foldSessions, pq.Array(ids), pq.Array(apps), pq.Array(created),
-		pq.Array(first), pq.Array(last), pq.Array(counts)); err != nil {
-		return fmt.Errorf("fold %d sessions: %w", len(ids), err)
+	if err := sessions.Fold(ctx, tx, sessions.Tally(events)); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("copy %d events: commit: %w", len(events), err)
@@ -244,49 +225,6 @@ func copyRows(ctx context.Context, tx *sql.Tx, events []event.Event) error {
 	return err
 }
 
-// aggregateSessions computes what a batch adds to each session, in session
-// id order: the application (of the session's first event), the earliest
-// received time (created_at of a new session), the first and last event
-// times and the count.
-func aggregateSessions(events []event.Event) (ids, apps []string, created, first, last []string, counts []int64) {
-	type agg struct {
-		app                  string
-		created, first, last time.Time
-		count                int64
-	}
-	by := make(map[uuid.UUID]*agg, len(events)/8)
-	for _, e := range events {
-		a := by[e.SessionID]
-		if a == nil {
-			by[e.SessionID] = &agg{app: e.AppID.String(), created: e.ReceivedAt, first: e.Timestamp, last: e.Timestamp, count: 1}
-			continue
-		}
-		if e.ReceivedAt.Before(a.created) {
-			a.created = e.ReceivedAt
-		}
-		if e.Timestamp.Before(a.first) {
-			a.first = e.Timestamp
-		}
-		if e.Timestamp.After(a.last) {
-			a.last = e.Timestamp
-		}
-		a.count++
-	}
-	keys := make([]uuid.UUID, 0, len(by))
-	for id := range by {
-		keys = append(keys, id)
-	}
-	slices.SortFunc(keys, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
-	for _, id := range keys {
-		a := by[id]
-		ids, apps = append(ids, id.String()), append(apps, a.app)
-		created = append(created, a.created.Format(time.RFC3339Nano))
-		first, last = append(first, a.first.Format(time.RFC3339Nano)), append(last, a.last.Format(time.RFC3339Nano))
-		counts = append(counts, a.count)
-	}
-	return ids, apps, created, first, last, counts
-}
-
 // uniqueByID returns events sorted by id without repeats (a batch may
 // carry the same event twice; the first copy is kept).
 func uniqueByID(events []event.Event) []event.Event {
@@ -302,24 +240,35 @@ func isDeadlock(err error) bool {
 }
 
 // insertOnConflict stores events with INSERT … ON CONFLICT DO NOTHING,
-// counting in sessions only the rows it inserted.
+// counting in sessions only the rows it inserted, in one transaction.
 func (s *Store) insertOnConflict(ctx context.Context, events []event.Event) error {
 	n := len(events)
-	ids, apps, sessions := make([]string, n), make([]string, n), make([]string, n)
+	ids, apps, sids := make([]string, n), make([]string, n), make([]string, n)
 	cats, names, data := make([]string, n), make([]string, n), make([]string, n)
 	ts, recv, client := make([]string, n), make([]string, n), make([]sql.NullString, n)
 	for i, e := range events {
-		ids[i], apps[i], sessions[i] = e.ID.String(), e.AppID.String(), e.SessionID.String()
+		ids[i], apps[i], sids[i] = e.ID.String(), e.AppID.String(), e.SessionID.String()
 		cats[i], names[i], data[i] = e.Category, e.Name, string(e.Data)
 		ts[i], recv[i] = e.Timestamp.Format(time.RFC3339Nano), e.ReceivedAt.Format(time.RFC3339Nano)
 		if !e.ClientTimestamp.IsZero() {
 			client[i] = sql.NullString{String: e.ClientTimestamp.Format(time.RFC3339Nano), Valid: true}
 		}
 	}
-	_, err := s.db.ExecContext(ctx, insertEventsOnConflict, pq.Array(ids), pq.Array(apps), pq.Array(sessions),
-		pq.Array(cats), pq.Array(names), pq.Array(data), pq.Array(ts), pq.Array(recv), pq.Array(client))
+	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("insert %d events: %w", n, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	var acts []sessions.Activity
+	if err := tx.SelectContext(ctx, &acts, insertEventsOnConflict, pq.Array(ids), pq.Array(apps), pq.Array(sids),
+		pq.Array(cats), pq.Array(names), pq.Array(data), pq.Array(ts), pq.Array(recv), pq.Array(client)); err != nil {
+		return fmt.Errorf("insert %d events: %w", n, err)
+	}
+	if err := sessions.Fold(ctx, tx, acts); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("insert %d events: commit: %w", n, err)
 	}
 	return nil
 }
