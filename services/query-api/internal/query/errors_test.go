@@ -351,7 +351,7 @@ func TestReplayEventIDs(t *testing.T) {
 		}
 	}
 	rep, err := r.ReplayOne(ctx, Scope{}, orphan, fixed, true)
-	if err != nil || rep.Passing != 0 || rep.Failures[0].Code != CodeUnknownApplication {
+	if err != nil || rep.Passing != 0 || rep.Failures[0].Code != event.CodeUnknownApplication {
 		t.Fatalf("record of no application: %v %+v", err, rep)
 	}
 }
