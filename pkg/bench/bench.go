@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/the-eye/eye/pkg/harness"
 	"github.com/the-eye/eye/pkg/loadgen"
 	"github.com/the-eye/eye/pkg/stack"
 )
@@ -218,10 +219,10 @@ func Run(ctx context.Context, opt Options) (*Results, error) {
 
 	b.bin = filepath.Join(work, "bin")
 	b.results.Versions.Commit = gitDescribe(opt.Root)
-	if err := stack.BuildServices(opt.Root, b.bin, Services...); err != nil {
+	if err := harness.Build(opt.Root, b.bin); err != nil {
 		return nil, err
 	}
-	b.logf("built %s", strings.Join(Services, ", "))
+	b.logf("built %v", harness.Services)
 	// The embedded broker and the gin baseline are eye-bench itself; links
 	// under their own names keep them apart from the load generator in
 	// profiles (perf names a process after the file it was started from).

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/the-eye/eye/pkg/harness"
 	"github.com/the-eye/eye/pkg/stack"
 )
 
@@ -82,7 +83,7 @@ func (b *Bench) groups(br *broker, p *pipeline, names ...string) map[string]cpuG
 		case "postgres":
 			out[n] = b.postgresCPU
 		default:
-			if proc := p.procs[n]; proc != nil {
+			if proc := p.Instance(harness.Service(n)); proc != nil {
 				out[n] = procCPU(proc.Pid)
 			}
 		}

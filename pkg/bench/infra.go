@@ -18,14 +18,12 @@ import (
 	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/devstack"
+	"github.com/the-eye/eye/pkg/harness"
 	"github.com/the-eye/eye/pkg/kafkax"
 	"github.com/the-eye/eye/pkg/loadgen"
 	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/stack"
 )
-
-// Services are the binaries the benchmark builds and runs.
-var Services = []string{"ingest-gateway", "validator", "writer", "query-api"}
 
 // broker is a Kafka broker the scenarios run against.
 type broker struct {
@@ -42,7 +40,7 @@ type broker struct {
 // with a data directory) in a process of its own: `eye-bench broker`.
 func (b *Bench) startKfake(ctx context.Context) (*broker, error) {
 	br := &broker{name: "kfake"}
-	var proc *stack.Process
+	var proc *harness.Process
 	br.pid = func() int {
 		if proc == nil {
 			return 0
@@ -68,7 +66,7 @@ func (b *Bench) startKfake(ctx context.Context) (*broker, error) {
 			return err
 		}
 		br.addr = fmt.Sprintf("127.0.0.1:%d", port)
-		proc = &stack.Process{Name: "kfake", Service: "eye-bench", Bin: filepath.Join(b.bin, "kfake"), NoRestart: true,
+		proc = &harness.Process{Name: "kfake", Service: "eye-bench", Bin: filepath.Join(b.bin, "kfake"), NoRestart: true,
 			Args:    []string{"broker", "-addr", br.addr, "-data", dir},
 			Env:     os.Environ(),
 			LogPath: filepath.Join(b.work, "kfake.log")}
@@ -103,8 +101,10 @@ func (b *Bench) startApache(ctx context.Context) (*broker, error) {
 		stop: func() { _ = k.Stop(context.Background()) }, pid: apachePid(k)}, nil
 }
 
-// pipeline is one scenario's database, topics and service processes.
+// pipeline is one scenario's database, topics and service processes
+// (pkg/harness).
 type pipeline struct {
+	*harness.Pipeline
 	b       *Bench
 	br      *broker
 	name    string
@@ -116,8 +116,6 @@ type pipeline struct {
 	apps    []loadgen.App
 	appIDs  []uuid.UUID
 	readKey string
-	env     []string
-	procs   map[string]*stack.Process
 }
 
 // appCount and appWeight shape the traffic: 16 applications, each with a
@@ -134,8 +132,7 @@ func (b *Bench) newPipeline(ctx context.Context, br *broker, name string) (*pipe
 	b.seq++
 	id := randomHex(3)
 	p := &pipeline{b: b, br: br, name: name, dir: filepath.Join(b.work, fmt.Sprintf("%02d-%s-%s", b.seq, br.name, name)),
-		prefix: fmt.Sprintf("bench.%s.%s.%s.", br.name, name, id), db: fmt.Sprintf("bench_%d_%s", b.seq, id),
-		procs: map[string]*stack.Process{}}
+		prefix: fmt.Sprintf("bench.%s.%s.%s.", br.name, name, id), db: fmt.Sprintf("bench_%d_%s", b.seq, id)}
 	p.topics = contract.NewTopics(p.prefix)
 	if err := os.MkdirAll(p.dir, 0o755); err != nil {
 		return nil, err
@@ -180,56 +177,19 @@ func (b *Bench) newPipeline(ctx context.Context, br *broker, name string) (*pipe
 	// The services' defaults, but for what each run must choose: where
 	// the broker and the database are, the topic prefix, and a read key
 	// (dev application, read + admin: sees every application's events).
-	p.env = append(os.Environ(), "EYE_KAFKA_BROKERS="+br.addr, "EYE_POSTGRES_DSN="+p.dsn,
-		"EYE_TOPIC_PREFIX="+p.prefix, "EYE_DEV_READ_KEY="+p.readKey)
+	// They start as each scenario needs them, on free ports.
+	p.Pipeline, err = harness.New(ctx, harness.Options{BinDir: b.bin, LogDir: p.dir,
+		Brokers: br.addr, PostgresDSN: p.dsn, TopicPrefix: p.prefix, ReadKey: p.readKey})
+	if err != nil {
+		return nil, err
+	}
 	return p, nil
-}
-
-// start starts services (in that order) on free ports and waits until
-// each is ready.
-func (p *pipeline) start(ctx context.Context, services ...string) error {
-	addrVar := map[string]string{"ingest-gateway": "EYE_GATEWAY_ADDR", "validator": "EYE_VALIDATOR_ADDR",
-		"writer": "EYE_WRITER_ADDR", "query-api": "EYE_QUERY_ADDR"}
-	for _, s := range services {
-		port, err := devstack.FreePort()
-		if err != nil {
-			return err
-		}
-		proc := &stack.Process{Name: s, Service: s, Bin: filepath.Join(p.b.bin, s), NoRestart: true,
-			URL:     fmt.Sprintf("http://127.0.0.1:%d", port),
-			Env:     append(append([]string(nil), p.env...), fmt.Sprintf("%s=127.0.0.1:%d", addrVar[s], port)),
-			LogPath: filepath.Join(p.dir, s+".log")}
-		if err := proc.Start(); err != nil {
-			return err
-		}
-		p.procs[s] = proc
-		if err := proc.WaitReady(ctx, 90*time.Second); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// url is a running service's base URL.
-func (p *pipeline) url(service string) string { return p.procs[service].URL }
-
-// crashes lists the services that exited on their own.
-func (p *pipeline) crashes() []string {
-	var out []string
-	for _, proc := range p.procs {
-		out = append(out, proc.Crashes()...)
-	}
-	return out
 }
 
 // close stops the services and drops the database.
 func (p *pipeline) close() {
-	for _, s := range []string{"ingest-gateway", "query-api", "validator", "writer"} {
-		if proc := p.procs[s]; proc != nil {
-			if err := proc.Stop(); err != nil {
-				p.b.logf("%s: %v", p.name, err)
-			}
-		}
+	for _, err := range p.Stop() {
+		p.b.logf("%s: %v", p.name, err)
 	}
 	if !p.b.opt.Keep {
 		p.b.dropDB(p.db)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/devstack"
+	"github.com/the-eye/eye/pkg/harness"
 	"github.com/the-eye/eye/pkg/kafkax"
 	"github.com/the-eye/eye/pkg/loadgen"
 	"github.com/the-eye/eye/pkg/pg"
@@ -52,13 +53,13 @@ func (b *Bench) gatewaySingle(ctx context.Context, br *broker) error {
 		return err
 	}
 	defer p.close()
-	if err := p.start(ctx, "ingest-gateway"); err != nil {
+	if err := p.Start(ctx, harness.Gateway); err != nil {
 		return err
 	}
 	const conns, bound = 64, 256
 	client := httpClient(bound)
 	gens := generators(p.apps, bound, 1)
-	url := p.url("ingest-gateway") + "/events/"
+	url := p.URL(harness.Gateway) + "/events/"
 	op := postOp(client, url, p.apps, gens, bodySingle, 1, nil)
 
 	// The physical limit: a gin engine with one route answering 202, as a
@@ -68,7 +69,7 @@ func (b *Bench) gatewaySingle(ctx context.Context, br *broker) error {
 	if err != nil {
 		return err
 	}
-	gin := &stack.Process{Name: "gin202", Service: "eye-bench", Bin: filepath.Join(b.bin, "gin202"), NoRestart: true,
+	gin := &harness.Process{Name: "gin202", Service: "eye-bench", Bin: filepath.Join(b.bin, "gin202"), NoRestart: true,
 		Args: []string{"gin202", "-addr", fmt.Sprintf("127.0.0.1:%d", port)}, Env: os.Environ(),
 		URL: fmt.Sprintf("http://127.0.0.1:%d", port), LogPath: filepath.Join(p.dir, "gin202.log")}
 	if err := gin.Start(); err != nil {
@@ -80,7 +81,7 @@ func (b *Bench) gatewaySingle(ctx context.Context, br *broker) error {
 	}
 	ginOp := postOp(client, gin.URL+"/events/", p.apps, gens, bodySingle, 1, nil)
 
-	gw := b.groups(br, p, "ingest-gateway", "generator", "broker")
+	gw := b.groups(br, p, string(harness.Gateway), "generator", "broker")
 	gn := b.groups(br, p, "generator")
 	gn["gin202"] = procCPU(gin.Pid)
 	if _, err := loadgen.Run(ctx, loadgen.Config{Duration: b.warmup(), Workers: conns}, op); err != nil {
@@ -88,7 +89,7 @@ func (b *Bench) gatewaySingle(ctx context.Context, br *broker) error {
 	}
 	var gwMax loadgen.Result
 	var gwMaxC Cores
-	err = b.profile(br, "1-gateway-single-max", "ingest-gateway", func() error {
+	err = b.profile(br, "1-gateway-single-max", string(harness.Gateway), func() error {
 		var err error
 		gwMax, gwMaxC, err = b.load(ctx, gw, loadgen.Config{Duration: b.opt.Phase, Workers: conns}, op)
 		return err
@@ -140,23 +141,23 @@ func (b *Bench) gatewayBatches(ctx context.Context, br *broker) error {
 		return err
 	}
 	defer p.close()
-	if err := p.start(ctx, "ingest-gateway"); err != nil {
+	if err := p.Start(ctx, harness.Gateway); err != nil {
 		return err
 	}
 	const conns = 16
 	client := httpClient(conns)
 	gens := generators(p.apps, conns, 2)
-	url := p.url("ingest-gateway") + "/events/"
+	url := p.URL(harness.Gateway) + "/events/"
 	array := postOp(client, url, p.apps, gens, bodyArray, batchSize, nil)
 	ndjson := postOp(client, url, p.apps, gens, bodyNDJSON, batchSize, nil)
 
-	gw := b.groups(br, p, "ingest-gateway", "generator", "broker")
+	gw := b.groups(br, p, string(harness.Gateway), "generator", "broker")
 	if _, err := loadgen.Run(ctx, loadgen.Config{Duration: b.warmup(), Workers: conns}, array); err != nil {
 		return err
 	}
 	var arr loadgen.Result
 	var arrC Cores
-	err = b.profile(br, "2-gateway-array-max", "ingest-gateway", func() error {
+	err = b.profile(br, "2-gateway-array-max", string(harness.Gateway), func() error {
 		var err error
 		arr, arrC, err = b.load(ctx, gw, loadgen.Config{Duration: b.opt.Phase, Workers: conns}, array)
 		return err
@@ -264,13 +265,13 @@ func (b *Bench) validatorRelay(ctx context.Context, br *broker) error {
 
 	var val drained
 	var valC Cores
-	err = b.profile(br, "3-validator-drain", "validator", func() error {
+	err = b.profile(br, "3-validator-drain", string(harness.Validator), func() error {
 		started := time.Now()
-		if err := p.start(ctx, "validator"); err != nil {
+		if err := p.Start(ctx, harness.Validator); err != nil {
 			return err
 		}
 		var err error
-		valC, err = measure(b.groups(br, p, "validator", "broker", "generator"), func() error {
+		valC, err = measure(b.groups(br, p, string(harness.Validator), "broker", "generator"), func() error {
 			var err error
 			val, err = p.drain(ctx, "validator", p.topics.Raw, total, started)
 			return err
@@ -340,13 +341,13 @@ func (b *Bench) writerDrain(ctx context.Context, br *broker) error {
 	}
 	var wr drained
 	var wrC Cores
-	err = b.profile(br, "4-writer-drain", "writer", func() error {
+	err = b.profile(br, "4-writer-drain", string(harness.Writer), func() error {
 		started := time.Now()
-		if err := p.start(ctx, "writer"); err != nil {
+		if err := p.Start(ctx, harness.Writer); err != nil {
 			return err
 		}
 		var err error
-		wrC, err = measure(b.groups(br, p, "writer", "postgres", "broker", "generator"), func() error {
+		wrC, err = measure(b.groups(br, p, string(harness.Writer), "postgres", "broker", "generator"), func() error {
 			var err error
 			wr, err = p.drain(ctx, "writer.events", p.topics.Events, int64(total), started)
 			return err
@@ -517,7 +518,7 @@ func (b *Bench) e2eStep(ctx context.Context, br *broker, rate float64, probe boo
 		return nil, err
 	}
 	defer p.close()
-	if err := p.start(ctx, "ingest-gateway", "validator", "writer", "query-api"); err != nil {
+	if err := p.Start(ctx, harness.Services...); err != nil {
 		return nil, err
 	}
 	const bound = 256
@@ -544,7 +545,7 @@ func (b *Bench) e2eStep(ctx context.Context, br *broker, rate float64, probe boo
 			}
 		}
 		qclient := httpClient(32)
-		base := p.url("query-api") + "/events/"
+		base := p.URL(harness.Query) + "/events/"
 		for range 32 {
 			probes.Go(func() {
 				for x := range queue {
@@ -559,14 +560,14 @@ func (b *Bench) e2eStep(ctx context.Context, br *broker, rate float64, probe boo
 			probes.Wait()
 		}
 	}
-	op := postOp(client, p.url("ingest-gateway")+"/events/", p.apps, gens, bodyArray, batchSize, onAck)
+	op := postOp(client, p.URL(harness.Gateway)+"/events/", p.apps, gens, bodyArray, batchSize, onAck)
 
 	groups := map[string]string{"validator": p.topics.Raw, "writer.events": p.topics.Events}
 	// Warm up first: the same load for warmUp, then wait for the consumers
 	// to catch up, so the step measures a running pipeline rather than its
 	// start (the consumers' first group join took a few hundred ms on
 	// Apache Kafka, which alone made the p99 of ingest → queryable).
-	warm := postOp(client, p.url("ingest-gateway")+"/events/", p.apps, gens, bodyArray, batchSize, nil)
+	warm := postOp(client, p.URL(harness.Gateway)+"/events/", p.apps, gens, bodyArray, batchSize, nil)
 	if _, err := loadgen.Run(ctx, loadgen.Config{Rate: rate / batchSize, Duration: warmUp, Workers: bound}, warm); err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
 	}
@@ -595,7 +596,11 @@ func (b *Bench) e2eStep(ctx context.Context, br *broker, rate float64, probe boo
 		}
 	})
 	start := time.Now()
-	all := b.groups(br, p, "ingest-gateway", "validator", "writer", "query-api", "postgres", "broker", "generator")
+	var names []string
+	for _, s := range harness.Services {
+		names = append(names, string(s))
+	}
+	all := b.groups(br, p, append(names, "postgres", "broker", "generator")...)
 	phase := func() error {
 		var err error
 		s.res, s.cores, err = b.load(ctx, all, loadgen.Config{Rate: rate / batchSize, Duration: b.opt.Step, Workers: bound}, op)
@@ -604,7 +609,7 @@ func (b *Bench) e2eStep(ctx context.Context, br *broker, rate float64, probe boo
 	if probe {
 		err = phase()
 	} else {
-		err = b.profile(br, name, "ingest-gateway", phase)
+		err = b.profile(br, name, string(harness.Gateway), phase)
 	}
 	stopLag()
 	lagWG.Wait()
@@ -646,7 +651,7 @@ func (b *Bench) e2eStep(ctx context.Context, br *broker, rate float64, probe boo
 	if derr != nil || s.drain > 15*time.Second {
 		why = append(why, fmt.Sprintf("drained in %.0fs after the load", s.drain.Seconds()))
 	}
-	if c := p.crashes(); len(c) > 0 {
+	if c := p.Crashes(); len(c) > 0 {
 		why = append(why, c[0])
 	}
 	s.held = len(why) == 0
@@ -734,7 +739,7 @@ func joinNotes(notes ...string) string {
 }
 
 func (p *pipeline) checkCrashes() error {
-	if c := p.crashes(); len(c) > 0 {
+	if c := p.Crashes(); len(c) > 0 {
 		return fmt.Errorf("service exited during the scenario: %v", c)
 	}
 	return nil

@@ -101,8 +101,8 @@ func TestBadInputsThroughThePipeline(t *testing.T) {
 	}
 
 	t.Run("a record that is not an envelope goes to the dead-letter topic", func(t *testing.T) {
-		topics := contract.NewTopics(p.envValue("EYE_TOPIC_PREFIX"))
-		brokers := strings.Split(p.envValue("EYE_KAFKA_BROKERS"), ",")
+		topics := contract.NewTopics(p.Getenv("EYE_TOPIC_PREFIX"))
+		brokers := strings.Split(p.Getenv("EYE_KAFKA_BROKERS"), ",")
 		prod, err := kafkax.NewProducer(kafkax.ProducerConfig{Brokers: brokers, Metrics: metrics.New("e2e")})
 		if err != nil {
 			t.Fatal(err)
@@ -135,8 +135,8 @@ func TestBadInputsThroughThePipeline(t *testing.T) {
 	// column, SQLSTATE 22021) fails its batch for good: after the retries
 	// it goes to the dead-letter topic, and the errors partition flows on.
 	t.Run("a record Postgres refuses is dead-lettered and the partition flows on", func(t *testing.T) {
-		topics := contract.NewTopics(p.envValue("EYE_TOPIC_PREFIX"))
-		brokers := strings.Split(p.envValue("EYE_KAFKA_BROKERS"), ",")
+		topics := contract.NewTopics(p.Getenv("EYE_TOPIC_PREFIX"))
+		brokers := strings.Split(p.Getenv("EYE_KAFKA_BROKERS"), ",")
 		prod, err := kafkax.NewProducer(kafkax.ProducerConfig{Brokers: brokers, Metrics: metrics.New("e2e")})
 		if err != nil {
 			t.Fatal(err)

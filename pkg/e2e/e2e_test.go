@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/the-eye/eye/pkg/devstack"
+	"github.com/the-eye/eye/pkg/harness"
 )
 
 type receipt struct {
@@ -430,8 +431,11 @@ func TestWriterKilledMidStream(t *testing.T) {
 			t.Fatalf("POST: %d %s", res.status, res.body)
 		}
 		if b == batches/2 {
-			p.kill("writer")
-			p.start("writer")
+			w := p.Instance(harness.Writer)
+			w.Kill()
+			if err := w.Start(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	var s sessionRow
@@ -463,7 +467,7 @@ func TestKafkaUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := startPipeline(t, pipelineOpts{brokers: strings.Join(k.Brokers(), ","), only: []string{"ingest-gateway"}})
+	p := startPipeline(t, pipelineOpts{brokers: strings.Join(k.Brokers(), ","), only: []harness.Service{harness.Gateway}})
 	ev := seedEvent(uuid.NewString(), "2021-01-01 00:00:00")
 	if res := do(t, "POST", p.gateway+"/events/", writeKey, ev); res.status != http.StatusAccepted {
 		t.Fatalf("with Kafka up: %d %s", res.status, res.body)

@@ -8,19 +8,14 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/the-eye/eye/pkg/devstack"
+	"github.com/the-eye/eye/pkg/harness"
 	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/testkit"
 )
-
-var services = []string{"ingest-gateway", "validator", "writer", "query-api"}
 
 // binDir holds the service binaries, built once per test run.
 var binDir string
@@ -32,18 +27,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	root, err := filepath.Abs("../..")
-	if err == nil {
-		for _, s := range services {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, s), "./services/"+s+"/cmd/"+s)
-			cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
-			if err = cmd.Run(); err != nil {
-				break
-			}
-		}
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "build services:", err)
+	if err := harness.Build("../..", dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
@@ -56,24 +41,22 @@ const (
 	adminKey = "eye_a_e2e_admin_key_000000000000000000"
 )
 
-// pipeline is the four services running as processes against shared
-// infrastructure, with topics and a database of their own.
+// pipeline is the services running as processes (pkg/harness) against
+// shared infrastructure, with topics and a database of their own.
 type pipeline struct {
+	*harness.Pipeline
 	t        *testing.T
 	gateway  string
 	query    string
 	validate string
 	write    string
 	dsn      string // the pipeline's own database
-	env      []string
-	procs    map[string]*exec.Cmd
-	logs     map[string]*bytes.Buffer
 }
 
 type pipelineOpts struct {
-	brokers string   // default: the shared test broker
-	only    []string // services to start; default: all four
-	env     []string // extra KEY=value settings for every service
+	brokers string            // default: the shared test broker
+	only    []harness.Service // services to start; default: all four
+	env     []string          // extra KEY=value settings for every service
 }
 
 func startPipeline(t *testing.T, opts pipelineOpts) *pipeline {
@@ -83,97 +66,41 @@ func startPipeline(t *testing.T, opts pipelineOpts) *pipeline {
 		brokers = strings.Join(testkit.Kafka(t), ",")
 	}
 	dsn := testkit.Postgres(t)
-	prefix := testkit.TopicPrefix(t)
-	p := &pipeline{t: t, dsn: dsn, procs: map[string]*exec.Cmd{}, logs: map[string]*bytes.Buffer{}}
-	ports := make([]int, 4)
-	for i := range ports {
-		port, err := devstack.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = port
+	pipe, err := harness.New(context.Background(), harness.Options{
+		BinDir: binDir, LogDir: t.TempDir(),
+		Brokers: brokers, PostgresDSN: dsn, TopicPrefix: testkit.TopicPrefix(t), Partitions: 3,
+		WriteKey: writeKey, ReadKey: readKey, AdminKey: adminKey,
+		Env: append([]string{"EYE_LOG_LEVEL=warn", "EYE_PUBLISH_TIMEOUT=3s"}, opts.env...),
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	p.gateway = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-	p.query = fmt.Sprintf("http://127.0.0.1:%d", ports[1])
-	p.validate = fmt.Sprintf("http://127.0.0.1:%d", ports[2])
-	p.write = fmt.Sprintf("http://127.0.0.1:%d", ports[3])
-	p.env = append(os.Environ(),
-		"EYE_KAFKA_BROKERS="+brokers, "EYE_POSTGRES_DSN="+dsn, "EYE_TOPIC_PREFIX="+prefix,
-		"EYE_TOPIC_PARTITIONS=3", "EYE_DEV_WRITE_KEY="+writeKey, "EYE_DEV_READ_KEY="+readKey, "EYE_DEV_ADMIN_KEY="+adminKey,
-		"EYE_LOG_LEVEL=warn", "EYE_PUBLISH_TIMEOUT=3s",
-		fmt.Sprintf("EYE_GATEWAY_ADDR=127.0.0.1:%d", ports[0]), fmt.Sprintf("EYE_QUERY_ADDR=127.0.0.1:%d", ports[1]),
-		fmt.Sprintf("EYE_VALIDATOR_ADDR=127.0.0.1:%d", ports[2]), fmt.Sprintf("EYE_WRITER_ADDR=127.0.0.1:%d", ports[3]))
-	p.env = append(p.env, opts.env...)
-	run := opts.only
-	if run == nil {
-		run = services
-	}
-	urls := map[string]string{"ingest-gateway": p.gateway, "query-api": p.query, "validator": p.validate, "writer": p.write}
+	p := &pipeline{Pipeline: pipe, t: t, dsn: dsn}
 	t.Cleanup(p.stop)
-	for _, s := range run {
-		p.start(s)
+	services := opts.only
+	if services == nil {
+		services = harness.Services
 	}
-	for _, s := range run {
-		u := urls[s]
-		p.eventually(60*time.Second, "service at "+u+" answers /healthz", func() bool {
-			res, err := http.Get(u + "/healthz")
-			if err != nil {
-				return false
-			}
-			res.Body.Close()
-			return res.StatusCode == http.StatusOK
-		})
+	if err := p.Start(context.Background(), services...); err != nil {
+		t.Fatal(err)
 	}
+	p.gateway, p.query = p.URL(harness.Gateway), p.URL(harness.Query)
+	p.validate, p.write = p.URL(harness.Validator), p.URL(harness.Writer)
 	return p
 }
 
-func (p *pipeline) start(s string) {
-	cmd := exec.Command(filepath.Join(binDir, s))
-	buf := &bytes.Buffer{}
-	cmd.Env, cmd.Stdout, cmd.Stderr = p.env, buf, buf
-	if err := cmd.Start(); err != nil {
-		p.t.Fatalf("start %s: %v", s, err)
-	}
-	p.procs[s], p.logs[s] = cmd, buf
-}
-
-// kill stops service s with SIGKILL: no drain, no goodbye.
-func (p *pipeline) kill(s string) {
-	cmd := p.procs[s]
-	cmd.Process.Kill()
-	cmd.Wait()
-	delete(p.procs, s)
-}
-
+// stop stops the services; an unclean stop or an exit of their own fails
+// the test, and a failed test shows the end of every log.
 func (p *pipeline) stop() {
-	for _, cmd := range p.procs {
-		cmd.Process.Signal(syscall.SIGTERM)
+	for _, err := range p.Stop() {
+		p.t.Error(err)
 	}
-	for s, cmd := range p.procs {
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil && !p.t.Failed() {
-				p.t.Errorf("%s did not exit cleanly on SIGTERM: %v", s, err)
-			}
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			p.t.Errorf("%s did not stop within 30 s of SIGTERM", s)
-		}
+	for _, c := range p.Crashes() {
+		p.t.Error(c)
 	}
 	if p.t.Failed() {
-		for s, buf := range p.logs {
-			p.t.Logf("--- %s log ---\n%s", s, tailOf(buf.String(), 4000))
-		}
+		p.t.Log(p.LogTails(4000))
 	}
-}
-
-func tailOf(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }
 
 func (p *pipeline) eventually(timeout time.Duration, what string, cond func() bool) {

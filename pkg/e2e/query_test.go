@@ -14,24 +14,14 @@ import (
 	"github.com/the-eye/eye/pkg/contract"
 )
 
-// env is the value the pipeline's services got for an EYE_* variable.
-func (p *pipeline) envValue(name string) string {
-	for i := len(p.env) - 1; i >= 0; i-- {
-		if v, ok := strings.CutPrefix(p.env[i], name+"="); ok {
-			return v
-		}
-	}
-	return ""
-}
-
 // readTopic reads the pipeline's topic (named by its unprefixed-name
 // picker) from the start, in a group of its own, and returns the first
 // record match accepts; it fails the test after 30 s.
 func (p *pipeline) readTopic(t *testing.T, pick func(contract.Topics) string, match func(kafka.Message) bool) kafka.Message {
 	t.Helper()
-	topic := pick(contract.NewTopics(p.envValue("EYE_TOPIC_PREFIX")))
+	topic := pick(contract.NewTopics(p.Getenv("EYE_TOPIC_PREFIX")))
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: strings.Split(p.envValue("EYE_KAFKA_BROKERS"), ","), GroupID: "e2e-" + uuid.NewString(), Topic: topic,
+		Brokers: strings.Split(p.Getenv("EYE_KAFKA_BROKERS"), ","), GroupID: "e2e-" + uuid.NewString(), Topic: topic,
 		StartOffset: kafka.FirstOffset, MaxWait: 250 * time.Millisecond,
 	})
 	defer r.Close()

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/the-eye/eye/pkg/harness"
 )
 
 type schemaRecord struct {
@@ -35,7 +37,7 @@ func TestSchemas(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startPipeline(t, pipelineOpts{env: []string{"EYE_SCHEMA_DIR=" + dir}})
-	validatorPID := p.procs["validator"].Process.Pid
+	validatorPID := p.Instance(harness.Validator).Pid()
 
 	// post sends one event with key and returns its receipt id.
 	post := func(t *testing.T, key string, ev map[string]any) string {
@@ -161,7 +163,7 @@ func TestSchemas(t *testing.T) {
 		}
 		p.eventually(15*time.Second, "the validator holds version 2", func() bool { return validatorHas(t, "e2e shop", "checkout", 2) })
 		t.Logf("version 2 applied by the validator %s after it was added", time.Since(start).Round(time.Millisecond))
-		if pid := p.procs["validator"].Process.Pid; pid != validatorPID {
+		if pid := p.Instance(harness.Validator).Pid(); pid != validatorPID {
 			t.Fatal("the validator was restarted")
 		}
 		reasons = rejected(t, post(t, writeKey, event("e2e shop", "checkout", conforming)))

@@ -33,7 +33,7 @@ func TestTopicRecordsMatchThePublishedContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startPipeline(t, pipelineOpts{})
-	topics := contract.NewTopics(p.envValue("EYE_TOPIC_PREFIX"))
+	topics := contract.NewTopics(p.Getenv("EYE_TOPIC_PREFIX"))
 	session, erased := uuid.NewString(), uuid.NewString()
 	ev := func(s string, data any, extra ...any) map[string]any {
 		e := map[string]any{"session_id": s, "category": "page interaction", "name": "pageview", "data": data, "timestamp": "2021-06-15 00:00:00.100000"}
@@ -126,7 +126,7 @@ func TestTopicRecordsMatchThePublishedContract(t *testing.T) {
 
 	// Records that are not envelopes, on the raw and the valid topic: dead
 	// letters from the validator and from the writer.
-	brokers := strings.Split(p.envValue("EYE_KAFKA_BROKERS"), ",")
+	brokers := strings.Split(p.Getenv("EYE_KAFKA_BROKERS"), ",")
 	prod, err := kafkax.NewProducer(kafkax.ProducerConfig{Brokers: brokers, Metrics: metrics.New("e2e")})
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +142,7 @@ func TestTopicRecordsMatchThePublishedContract(t *testing.T) {
 	}
 
 	// Everything processed: the pipeline's groups have read all there is.
-	prefix := p.envValue("EYE_TOPIC_PREFIX")
+	prefix := p.Getenv("EYE_TOPIC_PREFIX")
 	groups := map[string]string{prefix + "validator": topics.Raw, prefix + "writer.events": topics.Events, prefix + "writer.errors": topics.Errors}
 	quiet := 0
 	p.eventually(60*time.Second, "the pipeline's consumer groups caught up", func() bool {
@@ -259,7 +259,7 @@ func TestTopicRecordsMatchThePublishedContract(t *testing.T) {
 // when called), and returns them with the topic's partition count.
 func (p *pipeline) readAll(t *testing.T, ctx context.Context, topic string) ([]kafka.Message, int) {
 	t.Helper()
-	brokers := strings.Split(p.envValue("EYE_KAFKA_BROKERS"), ",")
+	brokers := strings.Split(p.Getenv("EYE_KAFKA_BROKERS"), ",")
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil || len(md.Topics) != 1 || md.Topics[0].Error != nil {

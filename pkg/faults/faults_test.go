@@ -16,6 +16,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/the-eye/eye/pkg/harness"
 	"github.com/the-eye/eye/pkg/stack"
 )
 
@@ -266,12 +267,12 @@ func (s *suite) run(t *testing.T, sc scenario) {
 	defer closePipeline()
 	defer func() {
 		if t.Failed() {
-			t.Logf("process logs:\n%s", p.LogTails())
+			t.Logf("process logs:\n%s", p.LogTails(2500))
 		}
 	}()
 
 	pgLog := s.pg.LogSize()
-	l := newLoad(p.gateway.URL, s.cfg.sessions, s.cfg.rate)
+	l := newLoad(p.URL(harness.Gateway), s.cfg.sessions, s.cfg.rate)
 	scn := &scene{t: t, s: s, p: p, l: l, res: res}
 	if sc.prepare != nil {
 		if err := sc.prepare(scn); err != nil {
@@ -478,7 +479,7 @@ func consumerKills(ctx context.Context, sc *scene) error {
 			WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL`)
 		return err == nil && n > 0
 	}
-	writer := func() *instance { return p.writers[0] }
+	writer := func() *instance { return p.Instance(harness.Writer) }
 	if err := sc.killMidBatch(ctx, writer, p.prefix+"writer.events", "with its batch's transaction open",
 		func(context.Context) (func() bool, func() string, error) {
 			return writerInTx, func() string { return "the open transaction rolled back" }, nil
@@ -494,7 +495,7 @@ func consumerKills(ctx context.Context, sc *scene) error {
 	// raw record becomes one valid record, so the difference is otherwise
 	// constant). The constant is taken while the validator is dead.
 	client := &kafka.Client{Addr: kafka.TCP(p.brk.Addr()), Timeout: 5 * time.Second}
-	validator := func() *instance { return p.validators[0] }
+	validator := func() *instance { return p.Instance(harness.Validator) }
 	if err := sc.killMidBatch(ctx, validator, p.prefix+"validator", "between publishing a batch and committing its offsets",
 		func(ctx context.Context) (func() bool, func() string, error) {
 			base, err := p.publishedBeyondCommitted(ctx, client)
@@ -517,12 +518,13 @@ func consumerKills(ctx context.Context, sc *scene) error {
 		return err
 	}
 	sc.logf("SIGKILL writer and validator at once")
-	p.writers[0].Kill()
-	p.validators[0].Kill()
-	if err := p.writers[0].Start(); err != nil {
+	w, v := p.Instance(harness.Writer), p.Instance(harness.Validator)
+	w.Kill()
+	v.Kill()
+	if err := w.Start(); err != nil {
 		return err
 	}
-	if err := p.validators[0].Start(); err != nil {
+	if err := v.Start(); err != nil {
 		return err
 	}
 	return sc.recover(ctx, "writer and validator killed together")
@@ -644,28 +646,25 @@ func consumerChurn(ctx context.Context, sc *scene) error {
 			return ctx.Err()
 		case <-tick.C:
 		}
-		validators := rng.IntN(2) == 0
-		list, add := &p.writers, p.AddWriter
-		if validators {
-			list, add = &p.validators, p.AddValidator
+		service := harness.Writer
+		if rng.IntN(2) == 0 {
+			service = harness.Validator
 		}
-		p.mu.Lock()
-		n := len(*list)
-		p.mu.Unlock()
+		running := p.Instances(service)
+		n := len(running)
 		grow := n == 1 || (n < 3 && rng.IntN(2) == 0)
 		if grow {
-			i, err := add(ctx)
+			i, err := p.Add(ctx, service)
 			if err != nil {
 				return err
 			}
 			sc.logf("churn: + %s (%d running)", i.Name, n+1)
 		} else {
-			k := rng.IntN(n)
-			name := (*list)[k].Name
-			if err := p.Remove(list, k); err != nil {
+			i := running[rng.IntN(n)]
+			if err := p.Remove(i); err != nil {
 				return err
 			}
-			sc.logf("churn: - %s (%d running)", name, n-1)
+			sc.logf("churn: - %s (%d running)", i.Name, n-1)
 		}
 		changes++
 	}
@@ -724,7 +723,7 @@ func gatewayKilledMidStream(ctx context.Context, sc *scene) error {
 		return fmt.Errorf("the stream does not get stored: %w", err)
 	}
 	sc.logf("SIGKILL gateway (%d stream events stored)", storedOfStream())
-	p.gateway.Kill()
+	p.Instance(harness.Gateway).Kill()
 	a := <-first
 	if a.err == nil {
 		return fmt.Errorf("the stream ended with %d %s before the gateway was killed: slow it down", a.status, a.body)
@@ -740,10 +739,10 @@ func gatewayKilledMidStream(ctx context.Context, sc *scene) error {
 	sc.note("the killed stream had delivered %d of %d lines (answer: none, the connection broke)", landed, total)
 	sc.logf("the killed stream delivered %d of %d lines", landed, total)
 
-	if err := p.gateway.Start(); err != nil {
+	if err := p.Instance(harness.Gateway).Start(); err != nil {
 		return err
 	}
-	if err := p.gateway.WaitReady(ctx, 60*time.Second); err != nil {
+	if err := p.Instance(harness.Gateway).WaitReady(ctx, 60*time.Second); err != nil {
 		return err
 	}
 	if err := sc.recover(ctx, "gateway restart"); err != nil {

@@ -1,13 +1,17 @@
 package faults
 
-import "github.com/the-eye/eye/pkg/stack"
+import (
+	"github.com/the-eye/eye/pkg/harness"
+	"github.com/the-eye/eye/pkg/stack"
+)
 
-// The broker, the Postgres cluster, the process supervisor and the lag
-// reading live in pkg/stack, shared with the benchmark (pkg/bench).
+// The broker, the Postgres cluster and the lag reading live in pkg/stack,
+// shared with the benchmark (pkg/bench); the services and their
+// supervisor in pkg/harness.
 type (
 	broker    = stack.Broker
 	pgCluster = stack.Cluster
-	instance  = stack.Process
+	instance  = harness.Process
 )
 
 // newBroker picks two free ports for a broker keeping its data in dir.

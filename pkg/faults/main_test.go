@@ -24,12 +24,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/the-eye/eye/pkg/stack"
+	"github.com/the-eye/eye/pkg/harness"
 )
-
-// services are the binaries the suite runs. query-api is not among them:
-// the checks read Postgres and the topics directly.
-var services = []string{"ingest-gateway", "validator", "writer"}
 
 var (
 	// binDir holds the service binaries, built once per run.
@@ -61,7 +57,9 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	builtFrom = gitDescribe()
-	if err := stack.BuildServices(root, dir, services...); err != nil {
+	// query-api is not run: the checks read Postgres and the topics
+	// directly.
+	if err := harness.Build(root, dir, harness.Gateway, harness.Validator, harness.Writer); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)

@@ -6,8 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -99,19 +97,6 @@ func TailFile(path string, n int64) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
-}
-
-// BuildServices builds ./services/<s>/cmd/<s> of the repository at root
-// into dir/<s> for each service, with the go command's output on stderr.
-func BuildServices(root, dir string, services ...string) error {
-	for _, s := range services {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, s), "./services/"+s+"/cmd/"+s)
-		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("build %s: %w", s, err)
-		}
-	}
-	return nil
 }
 
 // CPUTime is the CPU time (user and system) pid has used, with that of

@@ -2,7 +2,8 @@
 // the embedded Kafka-protocol broker (kfake, persisted under EYE_HOME), a
 // private Postgres cluster from the local PostgreSQL binaries or, when the
 // machine has none, a build fetched once from Maven Central (or
-// EYE_POSTGRES_DSN), and the four services as child processes. It prints the
+// EYE_POSTGRES_DSN), and the four services as child processes (pkg/harness),
+// their output on the terminal and in EYE_HOME/logs. It prints the
 // URLs and API keys and runs until Ctrl-C. `make run` builds and starts it.
 package main
 
@@ -10,12 +11,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -24,25 +22,26 @@ import (
 	"github.com/the-eye/eye/pkg/config"
 	"github.com/the-eye/eye/pkg/devstack"
 	"github.com/the-eye/eye/pkg/devstack/pgbin"
+	"github.com/the-eye/eye/pkg/harness"
 	"github.com/the-eye/eye/pkg/pg"
 )
 
 type cfg struct {
-	Home         string `env:"EYE_HOME, default=.eye"`
-	BinDir       string `env:"EYE_BIN_DIR, default=bin"`
-	PostgresDSN  string `env:"EYE_POSTGRES_DSN" secret:"true"`
-	PostgresPort int    `env:"EYE_DEV_POSTGRES_PORT, default=54329"`
-	Brokers      string `env:"EYE_KAFKA_BROKERS"`
-	KafkaPort    int    `env:"EYE_DEV_KAFKA_PORT, default=9092"`
-	WriteKey     string `env:"EYE_DEV_WRITE_KEY" secret:"true"`
-	ReadKey      string `env:"EYE_DEV_READ_KEY" secret:"true"`
-	AdminKey     string `env:"EYE_DEV_ADMIN_KEY" secret:"true"`
-	GatewayAddr  string `env:"EYE_GATEWAY_ADDR, default=:8080"`
-	QueryAddr    string `env:"EYE_QUERY_ADDR, default=:8081"`
-	SchemaDir    string `env:"EYE_SCHEMA_DIR, default=deploy/schemas"`
+	Home          string `env:"EYE_HOME, default=.eye"`
+	BinDir        string `env:"EYE_BIN_DIR, default=bin"`
+	PostgresDSN   string `env:"EYE_POSTGRES_DSN" secret:"true"`
+	PostgresPort  int    `env:"EYE_DEV_POSTGRES_PORT, default=54329"`
+	Brokers       string `env:"EYE_KAFKA_BROKERS"`
+	KafkaPort     int    `env:"EYE_DEV_KAFKA_PORT, default=9092"`
+	WriteKey      string `env:"EYE_DEV_WRITE_KEY" secret:"true"`
+	ReadKey       string `env:"EYE_DEV_READ_KEY" secret:"true"`
+	AdminKey      string `env:"EYE_DEV_ADMIN_KEY" secret:"true"`
+	GatewayAddr   string `env:"EYE_GATEWAY_ADDR, default=:8080"`
+	QueryAddr     string `env:"EYE_QUERY_ADDR, default=:8081"`
+	ValidatorAddr string `env:"EYE_VALIDATOR_ADDR, default=:8082"`
+	WriterAddr    string `env:"EYE_WRITER_ADDR, default=:8083"`
+	SchemaDir     string `env:"EYE_SCHEMA_DIR, default=deploy/schemas"`
 }
-
-var services = []string{"ingest-gateway", "validator", "writer", "query-api"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -106,45 +105,36 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	env := append(os.Environ(),
-		"EYE_POSTGRES_DSN="+dsn, "EYE_KAFKA_BROKERS="+brokers,
-		"EYE_DEV_WRITE_KEY="+keys.Write, "EYE_DEV_READ_KEY="+keys.Read, "EYE_DEV_ADMIN_KEY="+keys.Admin)
+	schemaDir := ""
 	if _, err := os.Stat(c.SchemaDir); err == nil {
-		env = append(env, "EYE_SCHEMA_DIR="+c.SchemaDir) // the shipped per-type schemas
+		schemaDir = c.SchemaDir // the shipped per-type schemas
 	}
-
-	ctx, cancelAll := context.WithCancel(ctx)
-	defer cancelAll()
-	exited := make(chan error, len(services))
-	var procs []proc
-	for _, s := range services {
-		cmd := exec.Command(filepath.Join(c.BinDir, s))
-		cmd.Env, cmd.Stdout, cmd.Stderr = env, os.Stdout, os.Stderr
-		if err := cmd.Start(); err != nil {
-			stopAll(procs)
-			return fmt.Errorf("start %s (run `make build` first): %w", s, err)
-		}
-		p := proc{cmd: cmd, done: make(chan struct{})}
-		procs = append(procs, p)
-		go func() {
-			err := cmd.Wait()
-			close(p.done)
-			exited <- fmt.Errorf("%s exited: %v", s, err)
-		}()
+	p, err := harness.New(ctx, harness.Options{
+		BinDir: c.BinDir, LogDir: filepath.Join(home, "logs"), Output: os.Stdout,
+		Brokers: brokers, PostgresDSN: dsn, SchemaDir: schemaDir,
+		WriteKey: keys.Write, ReadKey: keys.Read, AdminKey: keys.Admin,
+		Addrs: map[harness.Service]string{harness.Gateway: c.GatewayAddr, harness.Query: c.QueryAddr,
+			harness.Validator: c.ValidatorAddr, harness.Writer: c.WriterAddr},
+	})
+	if err != nil {
+		return err
 	}
-	go func() {
-		if waitHealthy(ctx, c.GatewayAddr, c.QueryAddr) {
-			banner(c, keys)
+	defer p.Stop() // before the broker and Postgres stop
+	if err := p.Start(ctx, harness.Services...); err != nil {
+		if ctx.Err() != nil {
+			return nil // Ctrl-C while starting
 		}
-	}()
-
+		return fmt.Errorf("%w (run `make build` first?)", err)
+	}
+	banner(p, keys, c.Home)
 	select {
 	case <-ctx.Done():
-		stopAll(procs)
-		return nil
-	case err := <-exited:
-		stopAll(procs)
-		return err
+		return nil // the deferred Stop waits for the services
+	case crash := <-p.Crashed():
+		if ctx.Err() != nil {
+			return nil // Ctrl-C in a terminal reaches the services too
+		}
+		return fmt.Errorf("%s exited on its own (logs in %s)", crash, filepath.Join(home, "logs"))
 	}
 }
 
@@ -193,53 +183,10 @@ func devKeys(home string, keys auth.DevKeys) (auth.DevKeys, error) {
 	return keys, os.WriteFile(path, []byte(content), 0o600)
 }
 
-// proc is a running service; done closes when it has exited.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-// stopAll asks every service to drain (SIGTERM) and kills those still
-// running after 20 s.
-func stopAll(procs []proc) {
-	for _, p := range procs {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	deadline := time.After(20 * time.Second)
-	for _, p := range procs {
-		select {
-		case <-p.done:
-		case <-deadline:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	}
-}
-
-// waitHealthy polls the HTTP services' /healthz until they answer.
-func waitHealthy(ctx context.Context, addrs ...string) bool {
-	for _, a := range addrs {
-		url := "http://127.0.0.1" + portOf(a) + "/healthz"
-		for {
-			res, err := http.Get(url)
-			if err == nil {
-				res.Body.Close()
-				if res.StatusCode == http.StatusOK {
-					break
-				}
-			}
-			select {
-			case <-ctx.Done():
-				return false
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}
-	return true
-}
-
-func banner(c cfg, keys auth.DevKeys) {
-	gw, q := "http://localhost"+portOf(c.GatewayAddr), "http://localhost"+portOf(c.QueryAddr)
+// banner prints where the services answer and the dev keys.
+func banner(p *harness.Pipeline, keys auth.DevKeys, home string) {
+	gw := strings.Replace(p.URL(harness.Gateway), "127.0.0.1", "localhost", 1)
+	q := strings.Replace(p.URL(harness.Query), "127.0.0.1", "localhost", 1)
 	fmt.Printf(`
 The Eye is running (Ctrl-C to stop).
 
@@ -255,14 +202,5 @@ The Eye is running (Ctrl-C to stop).
     -d '{"session_id":"9ab1b579-7021-4e0c-8ea1-2ac9f52f3058","category":"page interaction","name":"pageview","data":{"host":"www.example.com","path":"/"},"timestamp":"2021-01-01 09:15:27.243860"}'
   curl '%[2]s/events/?session=9ab1b579-7021-4e0c-8ea1-2ac9f52f3058' -H 'Authorization: Bearer %[4]s'
 
-`, gw, q, keys.Write, keys.Read, keys.Admin, filepath.Join(c.Home, "keys.env"))
-}
-
-func portOf(addr string) string {
-	if i := strings.LastIndex(addr, ":"); i >= 0 {
-		if _, err := strconv.Atoi(addr[i+1:]); err == nil {
-			return addr[i:]
-		}
-	}
-	return addr
+`, gw, q, keys.Write, keys.Read, keys.Admin, filepath.Join(home, "keys.env"))
 }

@@ -1,8 +1,9 @@
-package stack
+package harness
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -11,12 +12,15 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/the-eye/eye/pkg/stack"
 )
 
-// Process is one service process under a supervisor that behaves like
-// docker-compose's `restart: on-failure`: a process that exits on its own
-// is recorded as a crash and started again a second later (unless
-// NoRestart). Exits the caller causes (Kill, Stop) are not crashes.
+// Process is one process (a service instance, or any helper binary) under
+// a supervisor that behaves like docker-compose's `restart: on-failure`: a
+// process that exits on its own is recorded as a crash and started again a
+// second later (unless NoRestart). Exits the caller causes (Kill, Stop)
+// are not crashes. Its output goes to LogPath, and to Output if set.
 type Process struct {
 	Name    string // e.g. "writer-2"
 	Service string // service name, for exit reasons
@@ -31,6 +35,11 @@ type Process struct {
 	// NoRestart leaves a crashed process down (the crash is still
 	// recorded).
 	NoRestart bool
+	// Output, if set, also receives everything the process writes.
+	Output io.Writer
+	// OnCrash, if set, is called with the reason each time the process
+	// exits on its own.
+	OnCrash func(reason string)
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -60,7 +69,11 @@ func (i *Process) startLocked() error {
 	}
 	fmt.Fprintf(logf, "==== %s start %s\n", i.Name, time.Now().UTC().Format(time.RFC3339Nano))
 	cmd := exec.Command(i.Bin, i.Args...)
-	cmd.Env, cmd.Stdout, cmd.Stderr = i.Env, logf, logf
+	var out io.Writer = logf
+	if i.Output != nil {
+		out = io.MultiWriter(logf, i.Output)
+	}
+	cmd.Env, cmd.Stdout, cmd.Stderr = i.Env, out, out
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start %s: %w", i.Name, err)
@@ -75,22 +88,25 @@ func (i *Process) startLocked() error {
 		fmt.Fprintf(logf, "==== %s exited %s: %v\n", i.Name, time.Now().UTC().Format(time.RFC3339Nano), err)
 		logf.Close()
 		i.mu.Lock()
-		if !i.intended && !i.stopped {
-			i.crashes = append(i.crashes, crash{at: time.Now(), reason: exitReason(i.LogPath, i.Service, i.Redact, err)})
-			if i.NoRestart {
-				i.mu.Unlock()
-				close(exited)
-				return
+		crashed := !i.intended && !i.stopped
+		var reason string
+		if crashed {
+			reason = exitReason(i.LogPath, i.Service, i.Redact, err)
+			i.crashes = append(i.crashes, crash{at: time.Now(), reason: reason})
+			if !i.NoRestart {
+				i.restart = time.AfterFunc(time.Second, func() {
+					i.mu.Lock()
+					defer i.mu.Unlock()
+					if !i.stopped && i.gen == gen { // nobody started it meanwhile
+						_ = i.startLocked()
+					}
+				})
 			}
-			i.restart = time.AfterFunc(time.Second, func() {
-				i.mu.Lock()
-				defer i.mu.Unlock()
-				if !i.stopped && i.gen == gen { // nobody started it meanwhile
-					_ = i.startLocked()
-				}
-			})
 		}
 		i.mu.Unlock()
+		if crashed && i.OnCrash != nil {
+			i.OnCrash(reason)
+		}
 		close(exited)
 	}()
 	return nil
@@ -195,7 +211,7 @@ func (i *Process) Crashes() []string {
 // matches, or else the exit status.
 func exitReason(logPath, service string, redact *regexp.Regexp, err error) string {
 	reason := fmt.Sprint(err)
-	for _, line := range strings.Split(TailFile(logPath, 4096), "\n") {
+	for _, line := range strings.Split(stack.TailFile(logPath, 4096), "\n") {
 		if strings.HasPrefix(line, service+": ") {
 			reason = strings.TrimPrefix(line, service+": ")
 		}
@@ -216,9 +232,9 @@ var localPortRE = regexp.MustCompile(`127\.0\.0\.1:\d+->`)
 
 // WaitReady polls GET /readyz until it answers 200.
 func (i *Process) WaitReady(ctx context.Context, timeout time.Duration) error {
-	err := Poll(ctx, timeout, func() bool { return HTTPOK(ctx, i.URL+"/readyz") })
+	err := stack.Poll(ctx, timeout, func() bool { return HTTPOK(ctx, i.URL+"/readyz") })
 	if err != nil {
-		return fmt.Errorf("%s not ready: %w\n%s", i.Name, err, TailFile(i.LogPath, 3000))
+		return fmt.Errorf("%s not ready: %w\n%s", i.Name, err, stack.TailFile(i.LogPath, 3000))
 	}
 	return nil
 }
