@@ -3,7 +3,7 @@
 # modules, so targets loop over them.
 
 SERVICES := ingest-gateway validator writer query-api
-MODULES  := pkg pkg/client pkg/devstack pkg/testkit $(addprefix services/,$(SERVICES))
+MODULES  := pkg pkg/client pkg/devstack pkg/testkit pkg/lab $(addprefix services/,$(SERVICES))
 SWAG     := go run github.com/swaggo/swag/cmd/swag@v1.16.6
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
@@ -15,7 +15,7 @@ run: build ## the whole pipeline: embedded Kafka, private Postgres, four service
 build:
 	@mkdir -p bin
 	@for s in $(SERVICES); do go build -o bin/$$s ./services/$$s/cmd/$$s || exit 1; done
-	go build -o bin/eye-dev ./pkg/cmd/eye-dev
+	go build -o bin/eye-dev ./pkg/lab/cmd/eye-dev
 	go build -o bin/eye-admin ./pkg/cmd/eye-admin
 
 test: ## unit, integration and end-to-end tests of every module
@@ -25,7 +25,7 @@ test: ## unit, integration and end-to-end tests of every module
 # (docs/reliability.md is rewritten only when all of them ran).
 FAULTS_RUN ?= ^TestFaults$$
 test-faults: ## fault-injection suite against real Apache Kafka and Postgres; writes docs/reliability.md
-	cd pkg && EYE_FAULTS=1 go test -count=1 -timeout 45m -v -run '$(FAULTS_RUN)' ./faults
+	cd pkg/lab && EYE_FAULTS=1 go test -count=1 -timeout 45m -v -run '$(FAULTS_RUN)' ./faults
 
 # BENCH_QUICK=1 checks the wiring in a few minutes (figures not meaningful);
 # BENCH_SCENARIOS=1,2,3,4,5, BENCH_BROKERS=kfake,apache, BENCH_PHASE=15s,
@@ -34,7 +34,7 @@ test-faults: ## fault-injection suite against real Apache Kafka and Postgres; wr
 # full run with the defaults rewrites docs/benchmarks.md and docs/bench.png.
 # Not run by CI: timings on a shared 2-core machine are noisy.
 bench: ## pipeline benchmark vs physical limits, kfake and Apache Kafka (~10 min); writes docs/benchmarks.md
-	go build -o bin/eye-bench ./pkg/cmd/eye-bench
+	go build -o bin/eye-bench ./pkg/lab/cmd/eye-bench
 	./bin/eye-bench
 
 # Fuzz budgets are counts of inputs, not durations: a duration can expire
@@ -64,7 +64,7 @@ swagger: ## regenerate the API docs: Swagger 2 from the handler annotations, Ope
 	cd services/ingest-gateway && $(SWAG) init -q -g cmd/ingest-gateway/main.go -o internal/docs --outputTypes go,json --parseDependency --parseInternal --requiredByDefault
 	cd services/query-api && $(SWAG) init -q -g cmd/query-api/main.go -o internal/docs --outputTypes go,json --parseDependency --parseInternal --requiredByDefault
 	@for s in ingest-gateway query-api; do \
-	  go run ./pkg/cmd/eye-openapi3 services/$$s/internal/docs/swagger.json services/$$s/internal/docs/openapi3.json || exit 1; done
+	  go run ./pkg/lab/cmd/eye-openapi3 services/$$s/internal/docs/swagger.json services/$$s/internal/docs/openapi3.json || exit 1; done
 
 swagger-check: swagger ## fails when the committed swagger docs are stale
 	git diff --exit-code -- services/*/internal/docs
