@@ -1,9 +1,8 @@
-package query
+package postgres
 
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/the-eye/eye/services/query-api/internal/apitime"
+	"github.com/the-eye/eye/services/query-api/internal/query"
 )
 
 // errorExtraCols are the columns of error records beyond the basics: what
@@ -29,7 +29,7 @@ type errorExtra struct {
 	ReplayedAt     sql.NullTime   `db:"replayed_at"`
 }
 
-func (x errorExtra) fill(e *Error) {
+func (x errorExtra) fill(e *query.Error) {
 	if x.Category.Valid {
 		e.Category = &x.Category.String
 	}
@@ -52,7 +52,7 @@ func (x errorExtra) fill(e *Error) {
 
 // errorFilter adds the conditions of f, within what sc may see. The list,
 // the summary and the bulk replay select error records through it alike.
-func (l *list) errorFilter(sc Scope, f ErrorFilter) {
+func (l *list) errorFilter(sc query.Scope, f query.ErrorFilter) {
 	l.scope(sc, f.Application)
 	if f.Session != nil {
 		l.add("session_id = ?", *f.Session)
@@ -79,56 +79,6 @@ func (l *list) errorFilter(sc Scope, f ErrorFilter) {
 	l.between("detected_at", f.From, f.To)
 }
 
-// Dimensions an error summary can group by.
-const (
-	ByReason        = "reason"
-	ByCategory      = "category"
-	ByName          = "name"
-	BySchemaVersion = "schema_version"
-	ByStage         = "stage"
-)
-
-// SummaryDimensions lists the dimensions an error summary can group by.
-var SummaryDimensions = []string{ByReason, ByCategory, ByName, BySchemaVersion, ByStage}
-
-// MaxSummaryGroups bounds the groups of one summary: the most frequent are
-// kept.
-const MaxSummaryGroups = 1000
-
-// ErrBadGrouping is a summary asked to group by an unknown dimension.
-var ErrBadGrouping = errors.New("unknown grouping")
-
-// ErrorGroup is one group of an error summary: the values of the grouped
-// dimensions (null for the others, and for a grouped value a record does
-// not have), how many records it has, and when the first and last of them
-// were detected.
-type ErrorGroup struct {
-	// Reason is a reason code; a record with several reasons counts in the
-	// group of each.
-	Reason *string `json:"reason" example:"empty_data"`
-	// Category, Name and SchemaVersion are null in a group of records that
-	// have none (e.g. payloads that are not JSON objects).
-	Category      *string `json:"category" example:"page interaction"`
-	Name          *string `json:"name" example:"pageview"`
-	SchemaVersion *int    `json:"schema_version" example:"2"`
-	Stage         *string `json:"stage" example:"validator"`
-	Count         int64   `json:"count" example:"42"`
-	// FirstSeen and LastSeen are the earliest and latest detection times.
-	FirstSeen apitime.Time `json:"first_seen"`
-	LastSeen  apitime.Time `json:"last_seen"`
-}
-
-// ErrorSummary is the error records matching a filter, grouped.
-type ErrorSummary struct {
-	// By lists the dimensions grouped by, in the order asked.
-	By []string `json:"by" example:"reason,category"`
-	// Groups are the groups, most records first (then most recent).
-	Groups []ErrorGroup `json:"groups"`
-	// Truncated: there were more than MaxSummaryGroups groups; the most
-	// frequent are shown.
-	Truncated bool `json:"truncated"`
-}
-
 type groupRow struct {
 	Reason        sql.NullString `db:"reason"`
 	Category      sql.NullString `db:"category"`
@@ -143,36 +93,31 @@ type groupRow struct {
 // summaryCols are the grouped expressions of each dimension, and what an
 // ungrouped dimension reads as.
 var summaryCols = map[string][2]string{
-	ByReason:        {"r.reason", "NULL::text"},
-	ByCategory:      {"e.category", "NULL::text"},
-	ByName:          {"e.name", "NULL::text"},
-	BySchemaVersion: {"e.schema_version", "NULL::integer"},
-	ByStage:         {"e.stage", "NULL::text"},
+	query.ByReason:        {"r.reason", "NULL::text"},
+	query.ByCategory:      {"e.category", "NULL::text"},
+	query.ByName:          {"e.name", "NULL::text"},
+	query.BySchemaVersion: {"e.schema_version", "NULL::integer"},
+	query.ByStage:         {"e.stage", "NULL::text"},
 }
 
-// Summary groups the error records matching f by the dimensions in by
-// (reason when empty) with their count and first and last detection, most
-// frequent first.
-func (s *Store) Summary(ctx context.Context, sc Scope, f ErrorFilter, by []string) (ErrorSummary, error) {
-	if len(by) == 0 {
-		by = []string{ByReason}
-	}
+// Summary implements query.Reader: by is checked and not empty.
+func (s *Store) Summary(ctx context.Context, sc query.Scope, f query.ErrorFilter, by []string) (query.ErrorSummary, error) {
 	grouped := map[string]bool{}
 	for _, d := range by {
-		if _, ok := summaryCols[d]; !ok || grouped[d] {
-			return ErrorSummary{}, fmt.Errorf("%w: %q (one of %s, each once)", ErrBadGrouping, d, strings.Join(SummaryDimensions, ", "))
+		if _, ok := summaryCols[d]; !ok {
+			return query.ErrorSummary{}, fmt.Errorf("%w: %q", query.ErrBadGrouping, d)
 		}
 		grouped[d] = true
 	}
 	var l list
 	l.errorFilter(sc, f)
 	source := "errors e"
-	if grouped[ByReason] {
+	if grouped[query.ByReason] {
 		// Each record counts once per distinct reason code it has.
 		source += " CROSS JOIN LATERAL (SELECT DISTINCT unnest(e.reason_codes) AS reason) r"
 	}
 	var cols, keys []string
-	for _, d := range SummaryDimensions {
+	for _, d := range query.SummaryDimensions {
 		expr := summaryCols[d]
 		if grouped[d] {
 			cols, keys = append(cols, expr[0]+" AS "+d), append(keys, expr[0])
@@ -184,25 +129,25 @@ func (s *Store) Summary(ctx context.Context, sc Scope, f ErrorFilter, by []strin
 FROM ` + source + l.whereClause() + `
 GROUP BY ` + strings.Join(keys, ", ") + `
 ORDER BY count DESC, last_seen DESC, ` + strings.Join(keys, ", ") + `
-LIMIT ` + l.param(MaxSummaryGroups+1)
+LIMIT ` + l.param(query.MaxSummaryGroups+1)
 	var rows []groupRow
 	if err := s.selectRows(ctx, &rows, q, l.args...); err != nil {
-		return ErrorSummary{}, err
+		return query.ErrorSummary{}, err
 	}
-	out := ErrorSummary{By: by, Groups: make([]ErrorGroup, 0, min(len(rows), MaxSummaryGroups))}
-	if len(rows) > MaxSummaryGroups {
-		rows, out.Truncated = rows[:MaxSummaryGroups], true
+	out := query.ErrorSummary{By: by, Groups: make([]query.ErrorGroup, 0, min(len(rows), query.MaxSummaryGroups))}
+	if len(rows) > query.MaxSummaryGroups {
+		rows, out.Truncated = rows[:query.MaxSummaryGroups], true
 	}
 	for _, r := range rows {
-		g := ErrorGroup{Count: r.Count, FirstSeen: apitime.New(r.FirstSeen), LastSeen: apitime.New(r.LastSeen)}
+		g := query.ErrorGroup{Count: r.Count, FirstSeen: apitime.New(r.FirstSeen), LastSeen: apitime.New(r.LastSeen)}
 		text := func(d string, v sql.NullString) *string {
 			if !grouped[d] || !v.Valid {
 				return nil
 			}
 			return &v.String
 		}
-		g.Reason, g.Category, g.Name, g.Stage = text(ByReason, r.Reason), text(ByCategory, r.Category), text(ByName, r.Name), text(ByStage, r.Stage)
-		if grouped[BySchemaVersion] && r.SchemaVersion.Valid {
+		g.Reason, g.Category, g.Name, g.Stage = text(query.ByReason, r.Reason), text(query.ByCategory, r.Category), text(query.ByName, r.Name), text(query.ByStage, r.Stage)
+		if grouped[query.BySchemaVersion] && r.SchemaVersion.Valid {
 			v := int(r.SchemaVersion.Int32)
 			g.SchemaVersion = &v
 		}
