@@ -58,13 +58,22 @@ func getApp(ctx context.Context, db sqlx.QueryerContext, op, q string, args ...a
 	return r.application(), nil
 }
 
+// origins is set's allowed origins as a column value: none is an empty
+// array, not NULL.
+func origins(set AppSettings) pq.StringArray {
+	if set.AllowedOrigins == nil {
+		return pq.StringArray{}
+	}
+	return pq.StringArray(set.AllowedOrigins)
+}
+
 // CreateApplication stores application id with name and settings.
 func CreateApplication(ctx context.Context, db sqlx.QueryerContext, id uuid.UUID, name string, set AppSettings) (Application, error) {
 	const q = `
 		INSERT INTO applications AS a (id, name, allowed_origins, rate_limit, rate_burst, strict_sessions, strict_types)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		RETURNING ` + appCols
-	return getApp(ctx, db, "create application", q, id, name, pq.StringArray(set.AllowedOrigins), set.RateLimit, set.RateBurst, set.StrictSessions, set.StrictTypes)
+	return getApp(ctx, db, "create application", q, id, name, origins(set), set.RateLimit, set.RateBurst, set.StrictSessions, set.StrictTypes)
 }
 
 // EnsureApplication creates the application with default settings if it
@@ -114,7 +123,7 @@ func UpdateApplication(ctx context.Context, db sqlx.QueryerContext, id uuid.UUID
 		SET name = $2, allowed_origins = $3, rate_limit = $4, rate_burst = $5, strict_sessions = $6, strict_types = $7
 		WHERE a.id = $1
 		RETURNING ` + appCols
-	return getApp(ctx, db, "update application", q, id, name, pq.StringArray(set.AllowedOrigins), set.RateLimit, set.RateBurst, set.StrictSessions, set.StrictTypes)
+	return getApp(ctx, db, "update application", q, id, name, origins(set), set.RateLimit, set.RateBurst, set.StrictSessions, set.StrictTypes)
 }
 
 // SetApplicationDisabled disables application id (a disabled one keeps
