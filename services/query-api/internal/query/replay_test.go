@@ -56,7 +56,9 @@ func (m *memReplays) MarkReplayed(_ context.Context, ids, events []uuid.UUID) er
 	return nil
 }
 
-func (m *memReplays) StrictTypes(_ context.Context, app uuid.UUID) (bool, error) { return m.strict[app], nil }
+func (m *memReplays) StrictTypes(_ context.Context, app uuid.UUID) (bool, error) {
+	return m.strict[app], nil
+}
 
 func (m *memReplays) PublishedSchemas(context.Context) ([]SchemaSource, error) { return m.schemas, nil }
 
