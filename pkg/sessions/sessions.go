@@ -191,8 +191,8 @@ func Fold(ctx context.Context, tx sqlx.ExecerContext, acts []Activity) error {
 // is not of the application asked for).
 var ErrNotFound = errors.New("no such session")
 
-// Columns are the sessions columns a Row scans.
-const Columns = `id, app_id, created_at, registered_at, first_event_at, last_event_at, event_count`
+// columns are the sessions columns a Row scans.
+const columns = `id, app_id, created_at, registered_at, first_event_at, last_event_at, event_count`
 
 // Row is a stored session.
 type Row struct {
@@ -209,7 +209,7 @@ type Row struct {
 // application (ErrNotFound otherwise).
 func (s *Store) Get(ctx context.Context, id uuid.UUID, app *uuid.UUID) (Row, error) {
 	var r Row
-	err := s.db.GetContext(ctx, &r, `SELECT `+Columns+` FROM sessions WHERE id = $1 AND ($2::uuid IS NULL OR app_id = $2)`, id, app)
+	err := s.db.GetContext(ctx, &r, `SELECT `+columns+` FROM sessions WHERE id = $1 AND ($2::uuid IS NULL OR app_id = $2)`, id, app)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return Row{}, ErrNotFound
@@ -266,7 +266,7 @@ func (s *Store) Page(ctx context.Context, q PageQuery) ([]Row, error) {
 		t, id := param(q.After.CreatedAt), param(q.After.ID)
 		where = append(where, fmt.Sprintf("(created_at, id) %s (%s, %s)", cmp, t, id))
 	}
-	stmt := "SELECT " + Columns + " FROM sessions"
+	stmt := "SELECT " + columns + " FROM sessions"
 	if len(where) > 0 {
 		stmt += " WHERE " + strings.Join(where, " AND ")
 	}

@@ -141,7 +141,7 @@ type ErrorFilter struct {
 	Replayed    *bool      // whether the record was replayed (replayed_as set); nil: either
 }
 
-// Errors returned by the store.
+// Errors of the query domain and its storage.
 var (
 	ErrNotFound         = errors.New("not found")
 	ErrPrecondition     = errors.New("the event changed since it was read")
