@@ -3,7 +3,7 @@
 # modules, so targets loop over them.
 
 SERVICES := ingest-gateway validator writer query-api
-MODULES  := pkg pkg/client $(addprefix services/,$(SERVICES))
+MODULES  := pkg pkg/client pkg/devstack pkg/testkit $(addprefix services/,$(SERVICES))
 SWAG     := go run github.com/swaggo/swag/cmd/swag@v1.16.6
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 

@@ -13,7 +13,7 @@ import (
 	"github.com/the-eye/eye/pkg/testkit"
 )
 
-func TestMain(m *testing.M) { testkit.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m, pg.MigrateDSN) }
 
 func TestKeysRevocationAndScopes(t *testing.T) {
 	ctx := context.Background()

@@ -7,6 +7,7 @@ package devstack
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net"
@@ -18,11 +19,11 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/lib/pq"
 
 	"github.com/the-eye/eye/pkg/devstack/pgbin"
-	"github.com/the-eye/eye/pkg/pg"
 )
 
 // Postgres is a private Postgres cluster run from the local binaries.
@@ -174,8 +175,28 @@ func (p *Postgres) StopAlways() error {
 	return p.run(context.Background(), "pg_ctl", "-D", p.dataDir, "-m", "fast", "-w", "stop")
 }
 
+// OpenDB connects to dsn, retrying until the server answers or ctx ends.
+func OpenDB(ctx context.Context, dsn string) (*sql.DB, error) {
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres open: %w", err)
+	}
+	for {
+		err := db.PingContext(ctx)
+		if err == nil {
+			return db, nil
+		}
+		select {
+		case <-ctx.Done():
+			db.Close()
+			return nil, fmt.Errorf("postgres ping: %w", err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
 func (p *Postgres) createDatabase(ctx context.Context, name string) error {
-	db, err := pg.Open(ctx, p.DSN("postgres"))
+	db, err := OpenDB(ctx, p.DSN("postgres"))
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/the-eye/eye/pkg/devstack"
+	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/testkit"
 )
 
@@ -46,7 +47,7 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	testkit.Main(m)
+	testkit.Main(m, pg.MigrateDSN)
 }
 
 const (

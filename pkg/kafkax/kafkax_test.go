@@ -15,7 +15,7 @@ import (
 	"github.com/the-eye/eye/pkg/testkit"
 )
 
-func TestMain(m *testing.M) { testkit.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m, nil) }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 

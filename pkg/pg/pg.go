@@ -58,6 +58,17 @@ func OpenMigrated(ctx context.Context, dsn string) (*sqlx.DB, error) {
 	return db, nil
 }
 
+// MigrateDSN opens dsn, applies the migrations and closes it: the schema of
+// a database handed out by testkit.
+func MigrateDSN(ctx context.Context, dsn string) error {
+	db, err := Open(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return Migrate(ctx, db)
+}
+
 // migrationLock is the advisory lock key that serialises migrations when
 // several services start at once.
 const migrationLock = 0x6579655f6d6967 // "eye_mig"

@@ -11,7 +11,7 @@ import (
 	"github.com/the-eye/eye/pkg/testkit"
 )
 
-func TestMain(m *testing.M) { testkit.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m, pg.MigrateDSN) }
 
 // emptyDatabase returns a test database with nothing in it: not even the
 // record of applied migrations.

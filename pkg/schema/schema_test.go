@@ -12,10 +12,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/the-eye/eye/pkg/event"
+	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/testkit"
 )
 
-func TestMain(m *testing.M) { testkit.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m, pg.MigrateDSN) }
 
 const pageview = `{
 	"type": "object",

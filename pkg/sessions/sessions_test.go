@@ -14,7 +14,7 @@ import (
 	"github.com/the-eye/eye/pkg/testkit"
 )
 
-func TestMain(m *testing.M) { testkit.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m, pg.MigrateDSN) }
 
 func newStore(t *testing.T) (*Store, *sqlx.DB) {
 	t.Helper()

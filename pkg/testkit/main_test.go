@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 			panic(err)
 		}
 	}
-	Main(m)
+	Main(m, nil)
 }
 
 // A TestMain's own deferred cleanup never runs (Main exits the process):

@@ -10,13 +10,17 @@
 // from a migrated template.
 //
 // Packages using it call testkit.Main from TestMain so the shared
-// infrastructure is torn down at the end.
+// infrastructure is torn down at the end; those that use Postgres give it
+// the migration that makes the template database (pg.MigrateDSN). The
+// package needs nothing of the runtime libraries, so it is a module of its
+// own that they can use in their tests.
 package testkit
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -31,7 +35,6 @@ import (
 	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
 
 	"github.com/the-eye/eye/pkg/devstack"
-	"github.com/the-eye/eye/pkg/pg"
 )
 
 var (
@@ -48,8 +51,17 @@ var (
 	pgErr      error
 )
 
-// Main runs the tests and then stops the shared infrastructure.
-func Main(m *testing.M) {
+// Migration brings the database at dsn to the current schema.
+type Migration func(ctx context.Context, dsn string) error
+
+// migrate makes the template database; set by Main.
+var migrate Migration
+
+// Main runs the tests and then stops the shared infrastructure. migrate
+// makes the schema of the databases Postgres hands out (nil when the tests
+// use no Postgres).
+func Main(m *testing.M, schema Migration) {
+	migrate = schema
 	code := m.Run()
 	mu.Lock()
 	for i := len(teardown) - 1; i >= 0; i-- {
@@ -150,7 +162,7 @@ func Postgres(t testing.TB) string {
 	name := "test_" + randomHex(8)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	admin, err := pg.Open(ctx, pgAdminDSN)
+	admin, err := devstack.OpenDB(ctx, pgAdminDSN)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +173,7 @@ func Postgres(t testing.TB) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if db, err := pg.Open(ctx, pgAdminDSN); err == nil {
+		if db, err := devstack.OpenDB(ctx, pgAdminDSN); err == nil {
 			db.ExecContext(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", pq.QuoteIdentifier(name)))
 			db.Close()
 		}
@@ -199,7 +211,7 @@ func startPostgres() error {
 		pgAdminDSN = p.DSN("eye")
 	}
 	pgTemplate = "tmpl_" + randomHex(6)
-	admin, err := pg.Open(ctx, pgAdminDSN)
+	admin, err := devstack.OpenDB(ctx, pgAdminDSN)
 	if err != nil {
 		return err
 	}
@@ -208,17 +220,15 @@ func startPostgres() error {
 		return fmt.Errorf("create template database: %w", err)
 	}
 	onTeardown(func() {
-		if db, err := pg.Open(context.Background(), pgAdminDSN); err == nil {
+		if db, err := devstack.OpenDB(context.Background(), pgAdminDSN); err == nil {
 			db.Exec("DROP DATABASE IF EXISTS " + pq.QuoteIdentifier(pgTemplate) + " WITH (FORCE)")
 			db.Close()
 		}
 	})
-	tmpl, err := pg.Open(ctx, withDatabase(pgAdminDSN, pgTemplate))
-	if err != nil {
-		return err
+	if migrate == nil {
+		return errors.New("testkit.Postgres needs the schema: pass a migration to testkit.Main (e.g. pg.MigrateDSN)")
 	}
-	defer tmpl.Close()
-	return pg.Migrate(ctx, tmpl)
+	return migrate(ctx, withDatabase(pgAdminDSN, pgTemplate))
 }
 
 // dockerAnswers reports whether a Docker daemon is reachable. testcontainers

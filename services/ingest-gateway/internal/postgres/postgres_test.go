@@ -13,7 +13,7 @@ import (
 	"github.com/the-eye/eye/services/ingest-gateway/internal/ingest"
 )
 
-func TestMain(m *testing.M) { testkit.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m, pg.MigrateDSN) }
 
 // TestRegisterConflict: registering is idempotent for the session's
 // application, and another application's session is the domain's

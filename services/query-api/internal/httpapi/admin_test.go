@@ -25,7 +25,7 @@ import (
 	"github.com/the-eye/eye/services/query-api/internal/schemas"
 )
 
-func TestMain(m *testing.M) { testkit.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m, pg.MigrateDSN) }
 
 const (
 	adminKey = "eye_a_httpapi_admin_test_key_000000000"

@@ -19,7 +19,7 @@ import (
 	"github.com/the-eye/eye/services/query-api/internal/query"
 )
 
-func TestMain(m *testing.M) { testkit.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m, pg.MigrateDSN) }
 
 // newStore returns the query domain on a Store on a fresh database.
 func newStore(t *testing.T) (*query.Service, *sqlx.DB) {

@@ -19,7 +19,7 @@ import (
 	"github.com/the-eye/eye/services/writer/internal/postgres"
 )
 
-func TestMain(m *testing.M) { testkit.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m, pg.MigrateDSN) }
 
 // recorder is a Publisher that keeps what it was given.
 type recorder struct {

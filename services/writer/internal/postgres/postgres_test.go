@@ -18,7 +18,7 @@ import (
 	"github.com/the-eye/eye/services/writer/internal/persist"
 )
 
-func TestMain(m *testing.M) { testkit.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m, pg.MigrateDSN) }
 
 func newStore(t *testing.T) (*Store, *sqlx.DB) {
 	t.Helper()
