@@ -7,7 +7,7 @@ MODULES  := pkg pkg/client pkg/devstack pkg/testkit $(addprefix services/,$(SERV
 SWAG     := go run github.com/swaggo/swag/cmd/swag@v1.16.6
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: run build test test-faults bench fuzz vet swagger swagger-check asyncapi-check kafka-start kafka-stop clean
+.PHONY: run build test test-faults bench fuzz vet swagger swagger-check api-conformance asyncapi-check kafka-start kafka-stop clean
 
 run: build ## the whole pipeline: embedded Kafka, private Postgres, four services
 	./bin/eye-dev
@@ -57,12 +57,23 @@ fuzz: ## run each fuzz target for a fixed number of inputs
 vet:
 	@set -e; for m in $(MODULES); do (cd $$m && go vet ./...); done
 
-swagger: ## regenerate the swagger docs from the handler annotations
-	cd services/ingest-gateway && $(SWAG) init -q -g cmd/ingest-gateway/main.go -o internal/docs --outputTypes go,json --parseDependency --parseInternal
-	cd services/query-api && $(SWAG) init -q -g cmd/query-api/main.go -o internal/docs --outputTypes go,json --parseDependency --parseInternal
+# swag reads services/<name>/.swaggo (global type overrides) when present;
+# each Swagger 2 document is then converted to OpenAPI 3 (openapi3.json,
+# served at /docs/openapi.json).
+swagger: ## regenerate the API docs: Swagger 2 from the handler annotations, OpenAPI 3 from it
+	cd services/ingest-gateway && $(SWAG) init -q -g cmd/ingest-gateway/main.go -o internal/docs --outputTypes go,json --parseDependency --parseInternal --requiredByDefault
+	cd services/query-api && $(SWAG) init -q -g cmd/query-api/main.go -o internal/docs --outputTypes go,json --parseDependency --parseInternal --requiredByDefault
+	@for s in ingest-gateway query-api; do \
+	  go run ./pkg/cmd/eye-openapi3 services/$$s/internal/docs/swagger.json services/$$s/internal/docs/openapi3.json || exit 1; done
 
 swagger-check: swagger ## fails when the committed swagger docs are stale
 	git diff --exit-code -- services/*/internal/docs
+	@test -z "$$(git status --porcelain --untracked-files=all -- services/*/internal/docs)" || { git status --short -- services/*/internal/docs; exit 1; }
+
+# CONFORMANCE_EXAMPLES=N changes the budget (test cases per operation and
+# phase); the run is deterministic. See scripts/api-conformance.sh.
+api-conformance: ## schemathesis against both running services on a throwaway pipeline: answers must match the OpenAPI documents
+	scripts/api-conformance.sh
 
 # The AsyncAPI parser (npm), pinned by scripts/asyncapi/package-lock.json;
 # installed (without install scripts) only when the lock file changed.

@@ -399,13 +399,17 @@ func TestPipeline(t *testing.T) {
 		}
 	})
 
-	t.Run("swagger UI and spec are served", func(t *testing.T) {
+	t.Run("swagger UI and specs are served", func(t *testing.T) {
 		for _, base := range []string{p.gateway, p.query} {
 			if res := do(t, "GET", base+"/docs/", "", nil); res.status != http.StatusOK || !strings.Contains(string(res.body), "swagger") {
 				t.Errorf("%s/docs/: %d", base, res.status)
 			}
 			if res := do(t, "GET", base+"/docs/doc.json", "", nil); res.status != http.StatusOK || !strings.Contains(string(res.body), `"paths"`) {
 				t.Errorf("%s/docs/doc.json: %d", base, res.status)
+			}
+			if res := do(t, "GET", base+"/docs/openapi.json", "", nil); res.status != http.StatusOK ||
+				!strings.Contains(string(res.body), `"openapi": "3.`) || !strings.Contains(string(res.body), `"paths"`) {
+				t.Errorf("%s/docs/openapi.json: %d", base, res.status)
 			}
 		}
 	})

@@ -66,6 +66,11 @@ const (
 	// The pipeline itself.
 	CodeInvalidEnvelope Code = "invalid_envelope" // a record no stage of The Eye wrote
 	CodeStorageRejected Code = "storage_rejected" // Postgres refused the row
+
+	// Replays (query API): a record whose application is not known
+	// (invalid_envelope) cannot be replayed, the event would belong to
+	// nobody. It appears only in replay answers.
+	CodeUnknownApplication Code = "unknown_application"
 )
 
 // Reason is one thing wrong with an event: a code, the JSON pointer of the

@@ -216,3 +216,13 @@ func TestReadyzDoesNotWaitForAStuckCheck(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestDocsServesOpenAPI3(t *testing.T) {
+	r := httpx.NewEngine(quiet, metrics.New("test"))
+	spec := `{"openapi":"3.0.3"}`
+	httpx.Docs(r, "test", []byte(spec))
+	a := do(r, http.MethodGet, "/docs/openapi.json", "")
+	if a.status != http.StatusOK || a.body != spec || !strings.HasPrefix(a.header.Get("Content-Type"), "application/json") {
+		t.Fatalf("%d %q %q", a.status, a.header.Get("Content-Type"), a.body)
+	}
+}

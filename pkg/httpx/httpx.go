@@ -171,13 +171,18 @@ func Handle(r gin.IRoutes, method, path string, h ...gin.HandlerFunc) {
 	r.Handle(method, path+"/", h...)
 }
 
-// Docs serves the swagger UI at /docs/ and the spec at /docs/doc.json for
-// the swag instance registered under name.
-func Docs(r *gin.Engine, name string) {
+// Docs serves the swagger UI at /docs/, the Swagger 2 spec at
+// /docs/doc.json for the swag instance registered under name, and openapi3,
+// the same spec as OpenAPI 3, at /docs/openapi.json.
+func Docs(r *gin.Engine, name string, openapi3 []byte) {
 	h := ginSwagger.WrapHandler(swaggerFiles.NewHandler(), ginSwagger.InstanceName(name))
 	serve := func(c *gin.Context) {
-		if p := c.Param("any"); p == "" || p == "/" {
+		switch c.Param("any") {
+		case "", "/":
 			c.Request.RequestURI = "/docs/index.html"
+		case "/openapi.json":
+			c.Data(http.StatusOK, "application/json; charset=utf-8", openapi3)
+			return
 		}
 		h(c)
 	}
@@ -361,3 +366,10 @@ func ServeListener(ctx context.Context, ln net.Listener, h http.Handler, log *sl
 	}
 	return nil
 }
+
+// AnyJSON documents a value that may be any JSON value, e.g. a JSON Schema
+// (which may be the boolean true or false). The swagger generator maps
+// json.RawMessage to it (services/*/.swaggo), since it cannot tell what the
+// raw bytes hold; a field whose value is always an object says so with
+// `swaggertype:"object"`.
+type AnyJSON any

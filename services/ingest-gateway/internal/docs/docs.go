@@ -52,9 +52,9 @@ const docTemplate = `{
                 ],
                 "responses": {
                     "202": {
-                        "description": "single event (an array gets BatchReceipt, a stream ingest.StreamResult)",
+                        "description": "a single event's receipt, an array's receipts (events), or a stream's counts",
                         "schema": {
-                            "$ref": "#/definitions/github_com_the-eye_eye_services_ingest-gateway_internal_ingest.Receipt"
+                            "$ref": "#/definitions/internal_httpapi.IngestAnswer"
                         }
                     },
                     "400": {
@@ -94,7 +94,7 @@ const docTemplate = `{
                         }
                     },
                     "503": {
-                        "description": "Kafka did not acknowledge: nothing was accepted; retry after Retry-After seconds",
+                        "description": "Kafka did not acknowledge, or keys cannot be checked: nothing was accepted; retry after Retry-After seconds",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -178,13 +178,19 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "Forbidden",
+                        "description": "the key lacks the write scope, or the Origin is not allowed",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
                     "409": {
                         "description": "Conflict",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "413": {
+                        "description": "over EYE_MAX_BODY_BYTES",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -196,7 +202,7 @@ const docTemplate = `{
                         }
                     },
                     "429": {
-                        "description": "too many failed authentications from this address",
+                        "description": "too many failed authentications from this address: retry after Retry-After seconds",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -237,7 +243,8 @@ const docTemplate = `{
                 "unknown_session",
                 "session_conflict",
                 "invalid_envelope",
-                "storage_rejected"
+                "storage_rejected",
+                "unknown_application"
             ],
             "x-enum-comments": {
                 "CodeInvalidEnvelope": "a record no stage of The Eye wrote",
@@ -274,7 +281,8 @@ const docTemplate = `{
                 "strict sessions, and the session was never registered",
                 "the session belongs to another application",
                 "a record no stage of The Eye wrote",
-                "Postgres refused the row"
+                "Postgres refused the row",
+                ""
             ],
             "x-enum-varnames": [
                 "CodeInvalidJSON",
@@ -299,11 +307,16 @@ const docTemplate = `{
                 "CodeUnknownSession",
                 "CodeSessionOwner",
                 "CodeInvalidEnvelope",
-                "CodeStorageRejected"
+                "CodeStorageRejected",
+                "CodeUnknownApplication"
             ]
         },
         "event.Reason": {
             "type": "object",
+            "required": [
+                "code",
+                "message"
+            ],
             "properties": {
                 "code": {
                     "$ref": "#/definitions/event.Code"
@@ -316,8 +329,41 @@ const docTemplate = `{
                 }
             }
         },
+        "github_com_the-eye_eye_services_ingest-gateway_internal_ingest.LineReceipt": {
+            "type": "object",
+            "required": [
+                "id",
+                "line",
+                "status"
+            ],
+            "properties": {
+                "id": {
+                    "type": "string"
+                },
+                "line": {
+                    "type": "integer"
+                },
+                "reasons": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/event.Reason"
+                    }
+                },
+                "status": {
+                    "type": "string",
+                    "enum": [
+                        "accepted",
+                        "rejected"
+                    ]
+                }
+            }
+        },
         "github_com_the-eye_eye_services_ingest-gateway_internal_ingest.Receipt": {
             "type": "object",
+            "required": [
+                "id",
+                "status"
+            ],
             "properties": {
                 "id": {
                     "type": "string"
@@ -329,12 +375,19 @@ const docTemplate = `{
                     }
                 },
                 "status": {
-                    "type": "string"
+                    "type": "string",
+                    "enum": [
+                        "accepted",
+                        "rejected"
+                    ]
                 }
             }
         },
         "httpx.ErrorBody": {
             "type": "object",
+            "required": [
+                "error"
+            ],
             "properties": {
                 "error": {
                     "$ref": "#/definitions/httpx.ErrorDetail"
@@ -343,6 +396,10 @@ const docTemplate = `{
         },
         "httpx.ErrorDetail": {
             "type": "object",
+            "required": [
+                "code",
+                "message"
+            ],
             "properties": {
                 "code": {
                     "type": "string",
@@ -356,6 +413,12 @@ const docTemplate = `{
         },
         "internal_httpapi.EventDoc": {
             "type": "object",
+            "required": [
+                "category",
+                "data",
+                "name",
+                "timestamp"
+            ],
             "properties": {
                 "category": {
                     "type": "string",
@@ -390,20 +453,70 @@ const docTemplate = `{
                 }
             }
         },
+        "internal_httpapi.IngestAnswer": {
+            "type": "object",
+            "properties": {
+                "accepted": {
+                    "type": "integer"
+                },
+                "events": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/github_com_the-eye_eye_services_ingest-gateway_internal_ingest.Receipt"
+                    }
+                },
+                "id": {
+                    "type": "string",
+                    "example": "01913a8e-7f3a-7cc2-9d6a-8b4f0e1c2d3e"
+                },
+                "reasons": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/event.Reason"
+                    }
+                },
+                "rejected": {
+                    "type": "integer"
+                },
+                "rejections": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/github_com_the-eye_eye_services_ingest-gateway_internal_ingest.LineReceipt"
+                    }
+                },
+                "status": {
+                    "type": "string",
+                    "enum": [
+                        "accepted",
+                        "rejected"
+                    ]
+                }
+            }
+        },
         "internal_httpapi.SessionReceipt": {
             "type": "object",
+            "required": [
+                "id",
+                "status"
+            ],
             "properties": {
                 "id": {
                     "type": "string"
                 },
                 "status": {
                     "type": "string",
+                    "enum": [
+                        "registered"
+                    ],
                     "example": "registered"
                 }
             }
         },
         "internal_httpapi.SessionRef": {
             "type": "object",
+            "required": [
+                "id"
+            ],
             "properties": {
                 "id": {
                     "type": "string",

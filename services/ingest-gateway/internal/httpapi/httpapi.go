@@ -107,7 +107,7 @@ func (a *API) bounded(c *gin.Context) {
 // EventDoc documents an event as clients send it (either session shape).
 type EventDoc struct {
 	ID        string         `json:"id,omitempty" example:"01913a8e-7f3a-7cc2-9d6a-8b4f0e1c2d3e"`
-	SessionID string         `json:"session_id" example:"9ab1b579-7021-4e0c-8ea1-2ac9f52f3058"`
+	SessionID string         `json:"session_id" validate:"optional" example:"9ab1b579-7021-4e0c-8ea1-2ac9f52f3058"`
 	Session   *SessionRef    `json:"session,omitempty"`
 	Category  string         `json:"category" example:"page interaction"`
 	Name      string         `json:"name" example:"pageview"`
@@ -124,6 +124,21 @@ type SessionRef struct {
 // BatchReceipt answers a JSON array: one receipt per event, in input order.
 type BatchReceipt struct {
 	Events []ingest.Receipt `json:"events"`
+}
+
+// IngestAnswer documents the 202 answer of POST /events/, whose shape
+// follows the body's: a single event gets one ingest.Receipt (id, status,
+// reasons), an array a BatchReceipt (events), an NDJSON stream an
+// ingest.StreamResult (accepted, rejected, rejections). Swagger 2 has no
+// "one of", so every field is optional here.
+type IngestAnswer struct {
+	ID         string               `json:"id" validate:"optional" example:"01913a8e-7f3a-7cc2-9d6a-8b4f0e1c2d3e"`
+	Status     string               `json:"status" validate:"optional" enums:"accepted,rejected"`
+	Reasons    event.Reasons        `json:"reasons" validate:"optional"`
+	Events     []ingest.Receipt     `json:"events" validate:"optional"`
+	Accepted   int                  `json:"accepted" validate:"optional"`
+	Rejected   int                  `json:"rejected" validate:"optional"`
+	Rejections []ingest.LineReceipt `json:"rejections" validate:"optional"`
 }
 
 // StreamFailure answers an NDJSON stream stopped part-way.
@@ -143,14 +158,14 @@ type StreamFailure struct {
 //	@Security		BearerKey
 //	@Param			event	body		EventDoc	true	"an event, an array of events, or NDJSON"
 //	@Param			key		query		string		false	"write key, for navigator.sendBeacon only"
-//	@Success		202		{object}	ingest.Receipt	"single event (an array gets BatchReceipt, a stream ingest.StreamResult)"
+//	@Success		202		{object}	IngestAnswer	"a single event's receipt, an array's receipts (events), or a stream's counts"
 //	@Failure		400		{object}	httpx.ErrorBody
 //	@Failure		401		{object}	httpx.ErrorBody
 //	@Failure		403		{object}	httpx.ErrorBody
 //	@Failure		413		{object}	httpx.ErrorBody	"over a size or count limit (the message names it)"
 //	@Failure		415		{object}	httpx.ErrorBody	"Content-Type not JSON, NDJSON or text/plain, or Content-Encoding not gzip"
 //	@Failure		429		{object}	httpx.ErrorBody	"rate limited (events per key, or failed authentications from this address): retry after Retry-After seconds"
-//	@Failure		503		{object}	httpx.ErrorBody	"Kafka did not acknowledge: nothing was accepted; retry after Retry-After seconds"
+//	@Failure		503		{object}	httpx.ErrorBody	"Kafka did not acknowledge, or keys cannot be checked: nothing was accepted; retry after Retry-After seconds"
 //	@Router			/events/ [post]
 func (a *API) postEvents(c *gin.Context) {
 	if isNDJSON(c.GetHeader("Content-Type")) {
@@ -210,13 +225,13 @@ func (a *API) postStream(c *gin.Context) {
 
 // SessionRequest optionally carries the application's own session id.
 type SessionRequest struct {
-	ID string `json:"id" example:"9ab1b579-7021-4e0c-8ea1-2ac9f52f3058"`
+	ID string `json:"id" validate:"optional" example:"9ab1b579-7021-4e0c-8ea1-2ac9f52f3058"`
 }
 
 // SessionReceipt answers a session registration.
 type SessionReceipt struct {
 	ID     uuid.UUID `json:"id"`
-	Status string    `json:"status" example:"registered"`
+	Status string    `json:"status" enums:"registered" example:"registered"`
 }
 
 // postSessions registers a session.
@@ -231,10 +246,11 @@ type SessionReceipt struct {
 //	@Success		201		{object}	SessionReceipt
 //	@Failure		400		{object}	httpx.ErrorBody
 //	@Failure		401		{object}	httpx.ErrorBody
-//	@Failure		403		{object}	httpx.ErrorBody
+//	@Failure		403		{object}	httpx.ErrorBody	"the key lacks the write scope, or the Origin is not allowed"
 //	@Failure		409		{object}	httpx.ErrorBody
+//	@Failure		413		{object}	httpx.ErrorBody	"over EYE_MAX_BODY_BYTES"
 //	@Failure		415		{object}	httpx.ErrorBody	"Content-Type not JSON or text/plain"
-//	@Failure		429		{object}	httpx.ErrorBody	"too many failed authentications from this address"
+//	@Failure		429		{object}	httpx.ErrorBody	"too many failed authentications from this address: retry after Retry-After seconds"
 //	@Failure		503		{object}	httpx.ErrorBody
 //	@Router			/sessions/ [post]
 func (a *API) postSessions(c *gin.Context) {

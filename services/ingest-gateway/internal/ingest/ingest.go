@@ -46,7 +46,7 @@ const (
 // Receipt tells a client what became of one event.
 type Receipt struct {
 	ID      uuid.UUID     `json:"id"`
-	Status  string        `json:"status"`
+	Status  string        `json:"status" enums:"accepted,rejected"`
 	Reasons event.Reasons `json:"reasons,omitempty"`
 }
 

@@ -179,6 +179,6 @@ func run(ctx context.Context) error {
 	}
 	r := httpx.NewEngine(log, reg)
 	api.Register(r)
-	httpx.Docs(r, docs.SwaggerInfo.InstanceName())
+	httpx.Docs(r, docs.SwaggerInfo.InstanceName(), docs.OpenAPI3)
 	return httpx.Serve(ctx, c.Addr, r, log)
 }

@@ -40,7 +40,7 @@ type Application struct {
 	Name       string        `json:"name" example:"web shop"`
 	Settings   Settings      `json:"settings"`
 	CreatedAt  apitime.Time  `json:"created_at"`
-	DisabledAt *apitime.Time `json:"disabled_at"`
+	DisabledAt *apitime.Time `json:"disabled_at" extensions:"x-nullable"`
 }
 
 // NewApplication is what creating an application takes.
@@ -67,8 +67,8 @@ type Key struct {
 	Label         string        `json:"label" example:"checkout page"`
 	Scopes        []auth.Scope  `json:"scopes" swaggertype:"array,string" example:"write"`
 	CreatedAt     apitime.Time  `json:"created_at"`
-	ExpiresAt     *apitime.Time `json:"expires_at"`
-	RevokedAt     *apitime.Time `json:"revoked_at"`
+	ExpiresAt     *apitime.Time `json:"expires_at" extensions:"x-nullable"`
+	RevokedAt     *apitime.Time `json:"revoked_at" extensions:"x-nullable"`
 }
 
 // CreatedKey is a key just created or rotated: the only time its material

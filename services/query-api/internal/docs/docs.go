@@ -32,7 +32,10 @@ const docTemplate = `{
                 "summary": "List applications",
                 "parameters": [
                     {
+                        "maximum": 1000,
+                        "minimum": 1,
                         "type": "integer",
+                        "default": 100,
                         "description": "page size, 1..1000 (default 100)",
                         "name": "limit",
                         "in": "query"
@@ -65,6 +68,12 @@ const docTemplate = `{
                     },
                     "403": {
                         "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -124,8 +133,20 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "413": {
+                        "description": "the body is over the limit",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "415": {
                         "description": "unsupported_media_type: the body's Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -177,6 +198,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -249,8 +276,20 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "413": {
+                        "description": "the body is over the limit",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "415": {
                         "description": "unsupported_media_type: the body's Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -312,6 +351,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
                     }
                 }
             }
@@ -361,6 +406,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -419,6 +470,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -491,8 +548,20 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "413": {
+                        "description": "the body is over the limit",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "415": {
                         "description": "unsupported_media_type: the body's Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -545,6 +614,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -624,8 +699,20 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "413": {
+                        "description": "the body is over the limit",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "415": {
                         "description": "unsupported_media_type: the body's Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -662,7 +749,10 @@ const docTemplate = `{
                         "in": "query"
                     },
                     {
+                        "maximum": 1000,
+                        "minimum": 1,
                         "type": "integer",
+                        "default": 100,
                         "description": "page size, 1..1000 (default 100)",
                         "name": "limit",
                         "in": "query"
@@ -695,6 +785,12 @@ const docTemplate = `{
                     },
                     "403": {
                         "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -795,6 +891,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
                     }
                 }
             }
@@ -844,6 +946,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_schemas.Record"
                         }
                     },
+                    "400": {
+                        "description": "a parameter or the body is invalid (the code and message say which)",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "401": {
                         "description": "Unauthorized",
                         "schema": {
@@ -858,6 +966,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -936,7 +1050,10 @@ const docTemplate = `{
                         "in": "query"
                     },
                     {
+                        "maximum": 1000,
+                        "minimum": 1,
                         "type": "integer",
+                        "default": 100,
                         "description": "page size, 1..1000 (default 100)",
                         "name": "limit",
                         "in": "query"
@@ -957,6 +1074,24 @@ const docTemplate = `{
                     },
                     "400": {
                         "description": "invalid_parameter, invalid_cursor, unknown_parameter",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -987,7 +1122,10 @@ const docTemplate = `{
                         "in": "query"
                     },
                     {
+                        "maximum": 10000,
+                        "minimum": 1,
                         "type": "integer",
+                        "default": 1000,
                         "description": "records to examine, 1..10000 (default 1000)",
                         "name": "limit",
                         "in": "query"
@@ -1062,6 +1200,12 @@ const docTemplate = `{
                     },
                     "400": {
                         "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1170,6 +1314,24 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
+                    },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
                     }
                 }
             }
@@ -1204,8 +1366,26 @@ const docTemplate = `{
                             "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.Error"
                         }
                     },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1273,6 +1453,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "403": {
                         "description": "Forbidden",
                         "schema": {
@@ -1281,6 +1467,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "413": {
+                        "description": "the body is over the limit",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1359,13 +1551,21 @@ const docTemplate = `{
                         "in": "query"
                     },
                     {
+                        "enum": [
+                            "timestamp",
+                            "-timestamp"
+                        ],
                         "type": "string",
+                        "default": "-timestamp",
                         "description": "timestamp or -timestamp (default)",
                         "name": "ordering",
                         "in": "query"
                     },
                     {
+                        "maximum": 1000,
+                        "minimum": 1,
                         "type": "integer",
+                        "default": 100,
                         "description": "page size, 1..1000 (default 100)",
                         "name": "limit",
                         "in": "query"
@@ -1398,6 +1598,12 @@ const docTemplate = `{
                     },
                     "403": {
                         "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1435,8 +1641,26 @@ const docTemplate = `{
                             "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.Event"
                         }
                     },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1497,6 +1721,18 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "404": {
                         "description": "Not Found",
                         "schema": {
@@ -1509,8 +1745,20 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "413": {
+                        "description": "the body is over the limit",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "415": {
                         "description": "unsupported_media_type: the body's Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1547,6 +1795,18 @@ const docTemplate = `{
                     "204": {
                         "description": "No Content"
                     },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "404": {
                         "description": "Not Found",
                         "schema": {
@@ -1555,6 +1815,12 @@ const docTemplate = `{
                     },
                     "412": {
                         "description": "Precondition Failed",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1615,6 +1881,18 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "404": {
                         "description": "Not Found",
                         "schema": {
@@ -1627,8 +1905,20 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "413": {
+                        "description": "the body is over the limit",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "415": {
                         "description": "unsupported_media_type: the body's Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1660,7 +1950,10 @@ const docTemplate = `{
                         "required": true
                     },
                     {
+                        "maximum": 1000,
+                        "minimum": 1,
                         "type": "integer",
+                        "default": 100,
                         "description": "page size, 1..1000 (default 100)",
                         "name": "limit",
                         "in": "query"
@@ -1685,6 +1978,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "403": {
                         "description": "Forbidden",
                         "schema": {
@@ -1693,6 +1992,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1763,7 +2068,10 @@ const docTemplate = `{
                         "in": "query"
                     },
                     {
+                        "maximum": 1000,
+                        "minimum": 1,
                         "type": "integer",
+                        "default": 100,
                         "description": "page size, 1..1000 (default 100)",
                         "name": "limit",
                         "in": "query"
@@ -1784,6 +2092,24 @@ const docTemplate = `{
                     },
                     "400": {
                         "description": "invalid_parameter, invalid_cursor, unknown_parameter",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1821,8 +2147,26 @@ const docTemplate = `{
                             "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.Session"
                         }
                     },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1859,8 +2203,20 @@ const docTemplate = `{
                             "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.Erasure"
                         }
                     },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "403": {
                         "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "no such resource (or not visible to this key)",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1898,7 +2254,10 @@ const docTemplate = `{
                         "required": true
                     },
                     {
+                        "maximum": 1000,
+                        "minimum": 1,
                         "type": "integer",
+                        "default": 100,
                         "description": "page size, 1..1000 (default 100)",
                         "name": "limit",
                         "in": "query"
@@ -1923,8 +2282,26 @@ const docTemplate = `{
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
                     },
+                    "401": {
+                        "description": "no key, or an unknown, revoked or expired one",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
@@ -1949,7 +2326,13 @@ const docTemplate = `{
                 "summary": "Event counts per time bucket",
                 "parameters": [
                     {
+                        "enum": [
+                            "minute",
+                            "hour",
+                            "day"
+                        ],
                         "type": "string",
+                        "default": "hour",
                         "description": "minute, hour (default) or day",
                         "name": "bucket",
                         "in": "query"
@@ -2016,6 +2399,18 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/httpx.ErrorBody"
                         }
+                    },
+                    "403": {
+                        "description": "the key lacks the scope this operation needs",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "keys or the database cannot be reached right now, or the query took too long: retry after Retry-After",
+                        "schema": {
+                            "$ref": "#/definitions/httpx.ErrorBody"
+                        }
                     }
                 }
             }
@@ -2024,6 +2419,10 @@ const docTemplate = `{
     "definitions": {
         "contract.Payload": {
             "type": "object",
+            "required": [
+                "data",
+                "encoding"
+            ],
             "properties": {
                 "data": {
                     "type": "string"
@@ -2059,7 +2458,8 @@ const docTemplate = `{
                 "unknown_session",
                 "session_conflict",
                 "invalid_envelope",
-                "storage_rejected"
+                "storage_rejected",
+                "unknown_application"
             ],
             "x-enum-comments": {
                 "CodeInvalidEnvelope": "a record no stage of The Eye wrote",
@@ -2096,7 +2496,8 @@ const docTemplate = `{
                 "strict sessions, and the session was never registered",
                 "the session belongs to another application",
                 "a record no stage of The Eye wrote",
-                "Postgres refused the row"
+                "Postgres refused the row",
+                ""
             ],
             "x-enum-varnames": [
                 "CodeInvalidJSON",
@@ -2121,11 +2522,16 @@ const docTemplate = `{
                 "CodeUnknownSession",
                 "CodeSessionOwner",
                 "CodeInvalidEnvelope",
-                "CodeStorageRejected"
+                "CodeStorageRejected",
+                "CodeUnknownApplication"
             ]
         },
         "event.Reason": {
             "type": "object",
+            "required": [
+                "code",
+                "message"
+            ],
             "properties": {
                 "code": {
                     "$ref": "#/definitions/event.Code"
@@ -2140,12 +2546,20 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_admin.Application": {
             "type": "object",
+            "required": [
+                "created_at",
+                "disabled_at",
+                "id",
+                "name",
+                "settings"
+            ],
             "properties": {
                 "created_at": {
                     "type": "string"
                 },
                 "disabled_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "id": {
                     "type": "string"
@@ -2161,6 +2575,17 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_admin.CreatedKey": {
             "type": "object",
+            "required": [
+                "application_id",
+                "created_at",
+                "expires_at",
+                "id",
+                "key",
+                "label",
+                "prefix",
+                "revoked_at",
+                "scopes"
+            ],
             "properties": {
                 "application_id": {
                     "type": "string"
@@ -2169,7 +2594,8 @@ const docTemplate = `{
                     "type": "string"
                 },
                 "expires_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "id": {
                     "type": "string"
@@ -2187,7 +2613,8 @@ const docTemplate = `{
                     "example": "eye_w_AbCd"
                 },
                 "revoked_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "scopes": {
                     "type": "array",
@@ -2202,6 +2629,16 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_admin.Key": {
             "type": "object",
+            "required": [
+                "application_id",
+                "created_at",
+                "expires_at",
+                "id",
+                "label",
+                "prefix",
+                "revoked_at",
+                "scopes"
+            ],
             "properties": {
                 "application_id": {
                     "type": "string"
@@ -2210,7 +2647,8 @@ const docTemplate = `{
                     "type": "string"
                 },
                 "expires_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "id": {
                     "type": "string"
@@ -2224,7 +2662,8 @@ const docTemplate = `{
                     "example": "eye_w_AbCd"
                 },
                 "revoked_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "scopes": {
                     "type": "array",
@@ -2239,6 +2678,18 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_admin.RotatedKey": {
             "type": "object",
+            "required": [
+                "application_id",
+                "created_at",
+                "expires_at",
+                "id",
+                "key",
+                "label",
+                "prefix",
+                "previous",
+                "revoked_at",
+                "scopes"
+            ],
             "properties": {
                 "application_id": {
                     "type": "string"
@@ -2247,7 +2698,8 @@ const docTemplate = `{
                     "type": "string"
                 },
                 "expires_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "id": {
                     "type": "string"
@@ -2268,7 +2720,8 @@ const docTemplate = `{
                     "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_admin.Key"
                 },
                 "revoked_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "scopes": {
                     "type": "array",
@@ -2283,6 +2736,13 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_admin.Settings": {
             "type": "object",
+            "required": [
+                "allowed_origins",
+                "rate_burst",
+                "rate_limit",
+                "strict_sessions",
+                "strict_types"
+            ],
             "properties": {
                 "allowed_origins": {
                     "type": "array",
@@ -2312,6 +2772,17 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.AuditEntry": {
             "type": "object",
+            "required": [
+                "action",
+                "actor_app_id",
+                "actor_key_id",
+                "after",
+                "at",
+                "before",
+                "event_id",
+                "id",
+                "session_id"
+            ],
             "properties": {
                 "action": {
                     "type": "string",
@@ -2335,7 +2806,8 @@ const docTemplate = `{
                         {
                             "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_query.Event"
                         }
-                    ]
+                    ],
+                    "x-nullable": true
                 },
                 "at": {
                     "type": "string"
@@ -2361,6 +2833,14 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.Erasure": {
             "type": "object",
+            "required": [
+                "audit_entries",
+                "errors",
+                "events",
+                "session",
+                "session_id",
+                "tombstone_id"
+            ],
             "properties": {
                 "audit_entries": {
                     "type": "integer",
@@ -2389,6 +2869,23 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.Error": {
             "type": "object",
+            "required": [
+                "application_id",
+                "category",
+                "detected_at",
+                "id",
+                "name",
+                "payload",
+                "reasons",
+                "received_at",
+                "replay_attempts",
+                "replay_of",
+                "replayed_as",
+                "replayed_at",
+                "schema_version",
+                "session_id",
+                "stage"
+            ],
             "properties": {
                 "application_id": {
                     "type": "string"
@@ -2396,6 +2893,7 @@ const docTemplate = `{
                 "category": {
                     "description": "Category and Name are the payload's, when it is a JSON object and\nthey are strings (at most 255 characters kept); null otherwise.",
                     "type": "string",
+                    "x-nullable": true,
                     "example": "page interaction"
                 },
                 "detected_at": {
@@ -2406,6 +2904,7 @@ const docTemplate = `{
                 },
                 "name": {
                     "type": "string",
+                    "x-nullable": true,
                     "example": "pageview"
                 },
                 "payload": {
@@ -2427,22 +2926,27 @@ const docTemplate = `{
                 },
                 "replay_of": {
                     "description": "ReplayOf is, for a record a replay produced (the replayed event\nfailed again), the error record that was replayed.",
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "replayed_as": {
                     "description": "ReplayedAs is the event id the latest replay published, and\nReplayedAt when Kafka acknowledged it; null until replayed.",
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "replayed_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "schema_version": {
                     "description": "SchemaVersion is the version of the type's JSON Schema that applied;\nnull when none did.",
                     "type": "integer",
+                    "x-nullable": true,
                     "example": 2
                 },
                 "session_id": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "stage": {
                     "type": "string",
@@ -2452,10 +2956,21 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.ErrorGroup": {
             "type": "object",
+            "required": [
+                "category",
+                "count",
+                "first_seen",
+                "last_seen",
+                "name",
+                "reason",
+                "schema_version",
+                "stage"
+            ],
             "properties": {
                 "category": {
                     "description": "Category, Name and SchemaVersion are null in a group of records that\nhave none (e.g. payloads that are not JSON objects).",
                     "type": "string",
+                    "x-nullable": true,
                     "example": "page interaction"
                 },
                 "count": {
@@ -2471,25 +2986,34 @@ const docTemplate = `{
                 },
                 "name": {
                     "type": "string",
+                    "x-nullable": true,
                     "example": "pageview"
                 },
                 "reason": {
                     "description": "Reason is a reason code; a record with several reasons counts in the\ngroup of each.",
                     "type": "string",
+                    "x-nullable": true,
                     "example": "empty_data"
                 },
                 "schema_version": {
                     "type": "integer",
+                    "x-nullable": true,
                     "example": 2
                 },
                 "stage": {
                     "type": "string",
+                    "x-nullable": true,
                     "example": "validator"
                 }
             }
         },
         "github_com_the-eye_eye_services_query-api_internal_query.ErrorSummary": {
             "type": "object",
+            "required": [
+                "by",
+                "groups",
+                "truncated"
+            ],
             "properties": {
                 "by": {
                     "description": "By lists the dimensions grouped by, in the order asked.",
@@ -2517,6 +3041,21 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.Event": {
             "type": "object",
+            "required": [
+                "application_id",
+                "category",
+                "client_timestamp",
+                "data",
+                "id",
+                "name",
+                "received_at",
+                "replayed_from",
+                "session",
+                "session_id",
+                "timestamp",
+                "updated_at",
+                "version"
+            ],
             "properties": {
                 "application_id": {
                     "type": "string"
@@ -2527,7 +3066,8 @@ const docTemplate = `{
                 },
                 "client_timestamp": {
                     "description": "ClientTimestamp is the timestamp as the client's clock said, when it\nsent sent_at and so Timestamp was corrected for clock skew.",
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "data": {
                     "type": "object"
@@ -2544,7 +3084,8 @@ const docTemplate = `{
                 },
                 "replayed_from": {
                     "description": "ReplayedFrom is the error record whose replay stored this event\n(POST /errors/{id}/replay); null for an event ingested directly.",
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "session": {
                     "description": "Session is the session as the seed's clients wrote it:\n{\"id\": session_id}.",
@@ -2561,7 +3102,8 @@ const docTemplate = `{
                     "type": "string"
                 },
                 "updated_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "version": {
                     "type": "integer",
@@ -2571,6 +3113,12 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.ReplayFailure": {
             "type": "object",
+            "required": [
+                "code",
+                "count",
+                "error_ids",
+                "message"
+            ],
             "properties": {
                 "code": {
                     "allOf": [
@@ -2605,6 +3153,16 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.ReplayReport": {
             "type": "object",
+            "required": [
+                "checked",
+                "dry_run",
+                "failing",
+                "failures",
+                "matched",
+                "more",
+                "passing",
+                "published"
+            ],
             "properties": {
                 "checked": {
                     "description": "Checked lists the checks applied. The writer's session checks\n(unknown_session with strict sessions, session_conflict) are not:\nan event failing those becomes a new error record.",
@@ -2662,6 +3220,14 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.ReplayResult": {
             "type": "object",
+            "required": [
+                "attempt",
+                "error_id",
+                "event_id",
+                "passes",
+                "published",
+                "reasons"
+            ],
             "properties": {
                 "attempt": {
                     "description": "Attempt is the replay attempt number published; 0 when none was.",
@@ -2694,6 +3260,15 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.Session": {
             "type": "object",
+            "required": [
+                "application_id",
+                "created_at",
+                "event_count",
+                "first_event_at",
+                "id",
+                "last_event_at",
+                "registered_at"
+            ],
             "properties": {
                 "application_id": {
                     "type": "string"
@@ -2705,21 +3280,27 @@ const docTemplate = `{
                     "type": "integer"
                 },
                 "first_event_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "id": {
                     "type": "string"
                 },
                 "last_event_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "registered_at": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 }
             }
         },
         "github_com_the-eye_eye_services_query-api_internal_query.SessionRef": {
             "type": "object",
+            "required": [
+                "id"
+            ],
             "properties": {
                 "id": {
                     "type": "string"
@@ -2728,6 +3309,10 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_query.Stat": {
             "type": "object",
+            "required": [
+                "bucket",
+                "count"
+            ],
             "properties": {
                 "bucket": {
                     "description": "the bucket's start, UTC",
@@ -2750,6 +3335,11 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_schemas.Failure": {
             "type": "object",
+            "required": [
+                "event_id",
+                "message",
+                "pointer"
+            ],
             "properties": {
                 "event_id": {
                     "type": "string"
@@ -2767,6 +3357,13 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_schemas.Impact": {
             "type": "object",
+            "required": [
+                "category",
+                "checked",
+                "failing",
+                "name",
+                "samples"
+            ],
             "properties": {
                 "category": {
                     "type": "string",
@@ -2797,6 +3394,15 @@ const docTemplate = `{
         },
         "github_com_the-eye_eye_services_query-api_internal_schemas.Record": {
             "type": "object",
+            "required": [
+                "category",
+                "created_at",
+                "created_by",
+                "name",
+                "published_at",
+                "schema",
+                "version"
+            ],
             "properties": {
                 "category": {
                     "type": "string",
@@ -2807,7 +3413,8 @@ const docTemplate = `{
                 },
                 "created_by": {
                     "description": "CreatedBy is the id of the admin key that added it; null for a\nversion loaded from EYE_SCHEMA_DIR.",
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "name": {
                     "type": "string",
@@ -2815,11 +3422,11 @@ const docTemplate = `{
                 },
                 "published_at": {
                     "description": "PublishedAt is when the schemas topic acknowledged it, i.e. when\nvalidators could start applying it; null until then (query-api\nretries every few seconds).",
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "schema": {
-                    "description": "Schema is the JSON Schema document, as Postgres's jsonb gives it back\n(same meaning, keys possibly reordered).",
-                    "type": "object"
+                    "description": "Schema is the JSON Schema document, as Postgres's jsonb gives it back\n(same meaning, keys possibly reordered)."
                 },
                 "version": {
                     "type": "integer",
@@ -2829,6 +3436,9 @@ const docTemplate = `{
         },
         "httpx.ErrorBody": {
             "type": "object",
+            "required": [
+                "error"
+            ],
             "properties": {
                 "error": {
                     "$ref": "#/definitions/httpx.ErrorDetail"
@@ -2837,6 +3447,10 @@ const docTemplate = `{
         },
         "httpx.ErrorDetail": {
             "type": "object",
+            "required": [
+                "code",
+                "message"
+            ],
             "properties": {
                 "code": {
                     "type": "string",
@@ -2850,15 +3464,22 @@ const docTemplate = `{
         },
         "internal_httpapi.ApplicationList": {
             "type": "object",
+            "required": [
+                "next",
+                "previous",
+                "results"
+            ],
             "properties": {
                 "next": {
                     "description": "Next is the URL of the next page; null on the last page.",
                     "type": "string",
+                    "x-nullable": true,
                     "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
                 },
                 "previous": {
                     "description": "Previous is the URL of the page before; null on the first page.",
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "results": {
                     "type": "array",
@@ -2902,6 +3523,9 @@ const docTemplate = `{
         },
         "internal_httpapi.ApplicationRequest": {
             "type": "object",
+            "required": [
+                "name"
+            ],
             "properties": {
                 "allowed_origins": {
                     "type": "array",
@@ -2934,15 +3558,22 @@ const docTemplate = `{
         },
         "internal_httpapi.AuditList": {
             "type": "object",
+            "required": [
+                "next",
+                "previous",
+                "results"
+            ],
             "properties": {
                 "next": {
                     "description": "Next is the URL of the next page; null on the last page.",
                     "type": "string",
+                    "x-nullable": true,
                     "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
                 },
                 "previous": {
                     "description": "Previous is the URL of the page before; null on the first page.",
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "results": {
                     "type": "array",
@@ -2954,15 +3585,22 @@ const docTemplate = `{
         },
         "internal_httpapi.ErrorList": {
             "type": "object",
+            "required": [
+                "next",
+                "previous",
+                "results"
+            ],
             "properties": {
                 "next": {
                     "description": "Next is the URL of the next page; null on the last page.",
                     "type": "string",
+                    "x-nullable": true,
                     "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
                 },
                 "previous": {
                     "description": "Previous is the URL of the page before; null on the first page.",
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "results": {
                     "type": "array",
@@ -2995,15 +3633,22 @@ const docTemplate = `{
         },
         "internal_httpapi.EventList": {
             "type": "object",
+            "required": [
+                "next",
+                "previous",
+                "results"
+            ],
             "properties": {
                 "next": {
                     "description": "Next is the URL of the next page; null on the last page.",
                     "type": "string",
+                    "x-nullable": true,
                     "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
                 },
                 "previous": {
                     "description": "Previous is the URL of the page before; null on the first page.",
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "results": {
                     "type": "array",
@@ -3015,15 +3660,22 @@ const docTemplate = `{
         },
         "internal_httpapi.KeyList": {
             "type": "object",
+            "required": [
+                "next",
+                "previous",
+                "results"
+            ],
             "properties": {
                 "next": {
                     "description": "Next is the URL of the next page; null on the last page.",
                     "type": "string",
+                    "x-nullable": true,
                     "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
                 },
                 "previous": {
                     "description": "Previous is the URL of the page before; null on the first page.",
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "results": {
                     "type": "array",
@@ -3035,6 +3687,9 @@ const docTemplate = `{
         },
         "internal_httpapi.KeyRequest": {
             "type": "object",
+            "required": [
+                "scopes"
+            ],
             "properties": {
                 "label": {
                     "type": "string",
@@ -3043,7 +3698,12 @@ const docTemplate = `{
                 "scopes": {
                     "type": "array",
                     "items": {
-                        "type": "string"
+                        "type": "string",
+                        "enum": [
+                            "write",
+                            "read",
+                            "admin"
+                        ]
                     },
                     "example": [
                         "write"
@@ -3071,6 +3731,10 @@ const docTemplate = `{
         },
         "internal_httpapi.SchemaCheckFailure": {
             "type": "object",
+            "required": [
+                "check",
+                "error"
+            ],
             "properties": {
                 "check": {
                     "$ref": "#/definitions/github_com_the-eye_eye_services_query-api_internal_schemas.Impact"
@@ -3082,15 +3746,22 @@ const docTemplate = `{
         },
         "internal_httpapi.SchemaList": {
             "type": "object",
+            "required": [
+                "next",
+                "previous",
+                "results"
+            ],
             "properties": {
                 "next": {
                     "description": "Next is the URL of the next page; null on the last page.",
                     "type": "string",
+                    "x-nullable": true,
                     "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
                 },
                 "previous": {
                     "description": "Previous is the URL of the page before; null on the first page.",
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "results": {
                     "type": "array",
@@ -3102,32 +3773,47 @@ const docTemplate = `{
         },
         "internal_httpapi.SchemaRequest": {
             "type": "object",
+            "required": [
+                "category",
+                "name",
+                "schema"
+            ],
             "properties": {
                 "category": {
                     "type": "string",
+                    "maxLength": 255,
+                    "minLength": 1,
                     "example": "page interaction"
                 },
                 "name": {
                     "type": "string",
+                    "maxLength": 255,
+                    "minLength": 1,
                     "example": "pageview"
                 },
                 "schema": {
-                    "description": "Schema is a JSON Schema (draft 2020-12 unless it says otherwise with\n$schema) for the events' data object.",
-                    "type": "object"
+                    "description": "Schema is a JSON Schema (draft 2020-12 unless it says otherwise with\n$schema) for the events' data object."
                 }
             }
         },
         "internal_httpapi.SessionList": {
             "type": "object",
+            "required": [
+                "next",
+                "previous",
+                "results"
+            ],
             "properties": {
                 "next": {
                     "description": "Next is the URL of the next page; null on the last page.",
                     "type": "string",
+                    "x-nullable": true,
                     "example": "http://localhost:8081/events/?category=page+interaction\u0026cursor=...\u0026limit=10"
                 },
                 "previous": {
                     "description": "Previous is the URL of the page before; null on the first page.",
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true
                 },
                 "results": {
                     "type": "array",
@@ -3139,6 +3825,13 @@ const docTemplate = `{
         },
         "internal_httpapi.StatsResult": {
             "type": "object",
+            "required": [
+                "bucket",
+                "from",
+                "group",
+                "results",
+                "to"
+            ],
             "properties": {
                 "bucket": {
                     "type": "string",

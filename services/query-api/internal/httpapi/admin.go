@@ -31,33 +31,33 @@ func (a *API) registerAdmin(r gin.IRoutes, adminScope gin.HandlerFunc) {
 // ApplicationRequest is the body that creates an application.
 type ApplicationRequest struct {
 	Name           string   `json:"name" example:"web shop"`
-	AllowedOrigins []string `json:"allowed_origins" example:"https://shop.example"`
-	RateLimit      float64  `json:"rate_limit" example:"50"`
-	RateBurst      int      `json:"rate_burst" example:"100"`
-	StrictSessions bool     `json:"strict_sessions"`
-	StrictTypes    bool     `json:"strict_types"`
+	AllowedOrigins []string `json:"allowed_origins" validate:"optional" example:"https://shop.example"`
+	RateLimit      float64  `json:"rate_limit" validate:"optional" example:"50"`
+	RateBurst      int      `json:"rate_burst" validate:"optional" example:"100"`
+	StrictSessions bool     `json:"strict_sessions" validate:"optional"`
+	StrictTypes    bool     `json:"strict_types" validate:"optional"`
 }
 
 // ApplicationPatch is the body that changes an application: the fields
 // present are set, the others kept.
 type ApplicationPatch struct {
-	Name           *string   `json:"name" example:"web shop"`
-	AllowedOrigins *[]string `json:"allowed_origins" example:"https://shop.example"`
-	RateLimit      *float64  `json:"rate_limit" example:"50"`
-	RateBurst      *int      `json:"rate_burst" example:"100"`
-	StrictSessions *bool     `json:"strict_sessions"`
-	StrictTypes    *bool     `json:"strict_types"`
+	Name           *string   `json:"name" validate:"optional" example:"web shop"`
+	AllowedOrigins *[]string `json:"allowed_origins" validate:"optional" example:"https://shop.example"`
+	RateLimit      *float64  `json:"rate_limit" validate:"optional" example:"50"`
+	RateBurst      *int      `json:"rate_burst" validate:"optional" example:"100"`
+	StrictSessions *bool     `json:"strict_sessions" validate:"optional"`
+	StrictTypes    *bool     `json:"strict_types" validate:"optional"`
 }
 
 // KeyRequest is the body that creates a key.
 type KeyRequest struct {
-	Scopes []auth.Scope `json:"scopes" swaggertype:"array,string" example:"write"`
-	Label  string       `json:"label" example:"checkout page"`
+	Scopes []auth.Scope `json:"scopes" swaggertype:"array,string" enums:"write,read,admin" example:"write"`
+	Label  string       `json:"label" validate:"optional" example:"checkout page"`
 }
 
 // RotateRequest is the (optional) body of a rotation.
 type RotateRequest struct {
-	Overlap string `json:"overlap" example:"24h"`
+	Overlap string `json:"overlap" validate:"optional" example:"24h"`
 }
 
 // ApplicationList is a page of applications.
@@ -86,7 +86,9 @@ type KeyList struct {
 //	@Failure		400			{object}	httpx.ErrorBody	"invalid_body, invalid_name, invalid_origin, invalid_rate"
 //	@Failure		401			{object}	httpx.ErrorBody
 //	@Failure		403			{object}	httpx.ErrorBody
+//	@Failure		413	{object}	httpx.ErrorBody	"the body is over the limit"
 //	@Failure		415	{object}	httpx.ErrorBody	"unsupported_media_type: the body's Content-Type is not JSON"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/applications/ [post]
 func (a *API) createApplication(c *gin.Context) {
 	var req ApplicationRequest
@@ -109,12 +111,13 @@ func (a *API) createApplication(c *gin.Context) {
 //	@Tags			admin
 //	@Produce		json
 //	@Security		BearerKey
-//	@Param			limit	query		int		false	"page size, 1..1000 (default 100)"
+//	@Param			limit	query		int		false	"page size, 1..1000 (default 100)"	minimum(1)	maximum(1000)	default(100)
 //	@Param			cursor	query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200		{object}	ApplicationList
 //	@Failure		400		{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor, unknown_parameter"
 //	@Failure		401		{object}	httpx.ErrorBody
 //	@Failure		403		{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/applications/ [get]
 func (a *API) listApplications(c *gin.Context) {
 	p := listParams(c)
@@ -141,6 +144,7 @@ func (a *API) listApplications(c *gin.Context) {
 //	@Failure	401	{object}	httpx.ErrorBody
 //	@Failure	403	{object}	httpx.ErrorBody
 //	@Failure	404	{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router		/admin/applications/{id} [get]
 func (a *API) getApplication(c *gin.Context) {
 	id, ok := pathID(c)
@@ -170,7 +174,9 @@ func (a *API) getApplication(c *gin.Context) {
 //	@Failure		401			{object}	httpx.ErrorBody
 //	@Failure		403			{object}	httpx.ErrorBody
 //	@Failure		404			{object}	httpx.ErrorBody
+//	@Failure		413	{object}	httpx.ErrorBody	"the body is over the limit"
 //	@Failure		415	{object}	httpx.ErrorBody	"unsupported_media_type: the body's Content-Type is not JSON"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/applications/{id} [patch]
 func (a *API) patchApplication(c *gin.Context) {
 	id, ok := pathID(c)
@@ -203,6 +209,7 @@ func (a *API) patchApplication(c *gin.Context) {
 //	@Failure		403	{object}	httpx.ErrorBody
 //	@Failure		404	{object}	httpx.ErrorBody
 //	@Failure		409	{object}	httpx.ErrorBody	"own_application"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/applications/{id}/disable [post]
 func (a *API) disableApplication(c *gin.Context) {
 	id, ok := pathID(c)
@@ -229,6 +236,7 @@ func (a *API) disableApplication(c *gin.Context) {
 //	@Failure		401	{object}	httpx.ErrorBody
 //	@Failure		403	{object}	httpx.ErrorBody
 //	@Failure		404	{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/applications/{id}/enable [post]
 func (a *API) enableApplication(c *gin.Context) {
 	id, ok := pathID(c)
@@ -258,7 +266,9 @@ func (a *API) enableApplication(c *gin.Context) {
 //	@Failure		401	{object}	httpx.ErrorBody
 //	@Failure		403	{object}	httpx.ErrorBody
 //	@Failure		404	{object}	httpx.ErrorBody
+//	@Failure		413	{object}	httpx.ErrorBody	"the body is over the limit"
 //	@Failure		415	{object}	httpx.ErrorBody	"unsupported_media_type: the body's Content-Type is not JSON"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/applications/{id}/keys [post]
 func (a *API) createKey(c *gin.Context) {
 	id, ok := pathID(c)
@@ -291,6 +301,7 @@ func (a *API) createKey(c *gin.Context) {
 //	@Failure		401	{object}	httpx.ErrorBody
 //	@Failure		403	{object}	httpx.ErrorBody
 //	@Failure		404	{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/applications/{id}/keys [get]
 func (a *API) listKeys(c *gin.Context) {
 	id, ok := pathID(c)
@@ -321,7 +332,9 @@ func (a *API) listKeys(c *gin.Context) {
 //	@Failure		403		{object}	httpx.ErrorBody
 //	@Failure		404		{object}	httpx.ErrorBody
 //	@Failure		409		{object}	httpx.ErrorBody	"key_revoked, key_expired"
+//	@Failure		413	{object}	httpx.ErrorBody	"the body is over the limit"
 //	@Failure		415	{object}	httpx.ErrorBody	"unsupported_media_type: the body's Content-Type is not JSON"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/keys/{id}/rotate [post]
 func (a *API) rotateKey(c *gin.Context) {
 	id, ok := pathID(c)
@@ -353,6 +366,7 @@ func (a *API) rotateKey(c *gin.Context) {
 //	@Failure		401	{object}	httpx.ErrorBody
 //	@Failure		403	{object}	httpx.ErrorBody
 //	@Failure		404	{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/keys/{id}/revoke [post]
 func (a *API) revokeKey(c *gin.Context) {
 	id, ok := pathID(c)

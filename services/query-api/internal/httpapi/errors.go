@@ -80,6 +80,9 @@ func (p *params) flag(c *gin.Context, name string) *bool {
 //	@Param			application		query		string	false	"application id (admin keys)"
 //	@Success		200				{object}	query.ErrorSummary
 //	@Failure		400				{object}	httpx.ErrorBody
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/errors/summary [get]
 func (a *API) errorSummary(c *gin.Context) {
 	var p params
@@ -105,7 +108,7 @@ func (a *API) errorSummary(c *gin.Context) {
 type ReplayRequest struct {
 	// Payload is the corrected event document, replayed instead of the
 	// original payload.
-	Payload json.RawMessage `json:"payload" swaggertype:"object"`
+	Payload json.RawMessage `json:"payload" validate:"optional" swaggertype:"object"`
 }
 
 // replayError replays one error record.
@@ -122,11 +125,13 @@ type ReplayRequest struct {
 //	@Success		200		{object}	query.ReplayReport	"dry run"
 //	@Success		202		{object}	query.ReplayReport	"published"
 //	@Failure		400		{object}	httpx.ErrorBody
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
 //	@Failure		403		{object}	httpx.ErrorBody
 //	@Failure		404		{object}	httpx.ErrorBody
+//	@Failure		413	{object}	httpx.ErrorBody	"the body is over the limit"
+//	@Failure		415	{object}	httpx.ErrorBody	"unsupported_media_type: the body's Content-Type is not JSON"
 //	@Failure		422		{object}	httpx.ErrorBody	"the event still fails: nothing published"
 //	@Failure		503		{object}	httpx.ErrorBody	"Kafka did not acknowledge: retry"
-//	@Failure		415	{object}	httpx.ErrorBody	"unsupported_media_type: the body's Content-Type is not JSON"
 //	@Router			/errors/{id}/replay [post]
 func (a *API) replayError(c *gin.Context) {
 	id, ok := pathID(c)
@@ -171,7 +176,7 @@ func (a *API) replayError(c *gin.Context) {
 //	@Produce		json
 //	@Security		BearerKey
 //	@Param			dry_run			query		bool	false	"only check, publish nothing"
-//	@Param			limit			query		int		false	"records to examine, 1..10000 (default 1000)"
+//	@Param			limit			query		int		false	"records to examine, 1..10000 (default 1000)"	minimum(1)	maximum(10000)	default(1000)
 //	@Param			reason			query		string	false	"reason code, e.g. schema_violation"
 //	@Param			category		query		string	false	"the payload's category, exact"
 //	@Param			name			query		string	false	"the payload's name, exact"
@@ -184,6 +189,7 @@ func (a *API) replayError(c *gin.Context) {
 //	@Success		200				{object}	query.ReplayReport	"dry run"
 //	@Success		202				{object}	query.ReplayReport	"published"
 //	@Failure		400				{object}	httpx.ErrorBody
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
 //	@Failure		403				{object}	httpx.ErrorBody
 //	@Failure		503				{object}	httpx.ErrorBody	"Kafka did not acknowledge: retry (records acknowledged before show replayed_as)"
 //	@Router			/errors/replay [post]

@@ -110,13 +110,14 @@ type ErrorList struct {
 //	@Param			timestamp__gte	query		string	false	"timestamp lower bound, inclusive (also: from)"
 //	@Param			timestamp__lte	query		string	false	"timestamp upper bound, inclusive (also: to)"
 //	@Param			application		query		string	false	"application id (admin keys)"
-//	@Param			ordering		query		string	false	"timestamp or -timestamp (default)"
-//	@Param			limit			query		int		false	"page size, 1..1000 (default 100)"
+//	@Param			ordering		query		string	false	"timestamp or -timestamp (default)"	Enums(timestamp,-timestamp)	default(-timestamp)
+//	@Param			limit			query		int		false	"page size, 1..1000 (default 100)"	minimum(1)	maximum(1000)	default(100)
 //	@Param			cursor			query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200				{object}	EventList
 //	@Failure		400				{object}	httpx.ErrorBody
 //	@Failure		401				{object}	httpx.ErrorBody
 //	@Failure		403				{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/events/ [get]
 func (a *API) listEvents(c *gin.Context) {
 	p := listParams(c, "session", "category", "name", "timestamp__gte", "from", "timestamp__lte", "to", "application", "ordering")
@@ -149,7 +150,10 @@ func (a *API) listEvents(c *gin.Context) {
 //	@Security	BearerKey
 //	@Param		id	path		string	true	"event id"
 //	@Success	200	{object}	query.Event	"with an ETag header for If-Match"
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
 //	@Failure	404	{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router		/events/{id} [get]
 func (a *API) getEvent(c *gin.Context) {
 	id, ok := pathID(c)
@@ -167,10 +171,10 @@ func (a *API) getEvent(c *gin.Context) {
 
 // EventChange documents the fields PUT and PATCH accept.
 type EventChange struct {
-	Category  string         `json:"category" example:"page interaction"`
-	Name      string         `json:"name" example:"pageview"`
-	Data      map[string]any `json:"data"`
-	Timestamp string         `json:"timestamp" example:"2021-01-01 09:15:27.243860"`
+	Category  string         `json:"category" validate:"optional" example:"page interaction"`
+	Name      string         `json:"name" validate:"optional" example:"pageview"`
+	Data      map[string]any `json:"data" validate:"optional"`
+	Timestamp string         `json:"timestamp" validate:"optional" example:"2021-01-01 09:15:27.243860"`
 }
 
 // putEvent replaces an event's fields.
@@ -186,9 +190,13 @@ type EventChange struct {
 //	@Param			event		body		EventChange	true	"the new fields"
 //	@Success		200			{object}	query.Event
 //	@Failure		400			{object}	httpx.ErrorBody
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
 //	@Failure		404			{object}	httpx.ErrorBody
 //	@Failure		412			{object}	httpx.ErrorBody
+//	@Failure		413	{object}	httpx.ErrorBody	"the body is over the limit"
 //	@Failure		415	{object}	httpx.ErrorBody	"unsupported_media_type: the body's Content-Type is not JSON"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/events/{id} [put]
 func (a *API) putEvent(c *gin.Context) { a.change(c, a.store.Replace) }
 
@@ -205,9 +213,13 @@ func (a *API) putEvent(c *gin.Context) { a.change(c, a.store.Replace) }
 //	@Param			event		body		EventChange	true	"the fields to change"
 //	@Success		200			{object}	query.Event
 //	@Failure		400			{object}	httpx.ErrorBody
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
 //	@Failure		404			{object}	httpx.ErrorBody
 //	@Failure		412			{object}	httpx.ErrorBody
+//	@Failure		413	{object}	httpx.ErrorBody	"the body is over the limit"
 //	@Failure		415	{object}	httpx.ErrorBody	"unsupported_media_type: the body's Content-Type is not JSON"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/events/{id} [patch]
 func (a *API) patchEvent(c *gin.Context) { a.change(c, a.store.Patch) }
 
@@ -246,8 +258,11 @@ func (a *API) change(c *gin.Context, f changeFunc) {
 //	@Param			id			path	string	true	"event id"
 //	@Param			If-Match	header	string	false	"ETag from a previous read"
 //	@Success		204
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
 //	@Failure		404	{object}	httpx.ErrorBody
 //	@Failure		412	{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/events/{id} [delete]
 func (a *API) deleteEvent(c *gin.Context) {
 	id, ok := pathID(c)
@@ -271,10 +286,13 @@ func (a *API) deleteEvent(c *gin.Context) {
 //	@Param			created__gte	query		string	false	"created at or after (also: from)"
 //	@Param			created__lte	query		string	false	"created at or before (also: to)"
 //	@Param			application		query		string	false	"application id (admin keys)"
-//	@Param			limit			query		int		false	"page size, 1..1000 (default 100)"
+//	@Param			limit			query		int		false	"page size, 1..1000 (default 100)"	minimum(1)	maximum(1000)	default(100)
 //	@Param			cursor			query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200				{object}	SessionList
 //	@Failure		400				{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor, unknown_parameter"
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/sessions/ [get]
 func (a *API) listSessions(c *gin.Context) {
 	p := listParams(c, "created__gte", "from", "created__lte", "to", "application")
@@ -303,7 +321,10 @@ func (a *API) listSessions(c *gin.Context) {
 //	@Security	BearerKey
 //	@Param		id	path		string	true	"session id"
 //	@Success	200	{object}	query.Session
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
 //	@Failure	404	{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router		/sessions/{id} [get]
 func (a *API) getSession(c *gin.Context) {
 	id, ok := pathID(c)
@@ -334,10 +355,13 @@ func (a *API) getSession(c *gin.Context) {
 //	@Param			detected__gte	query		string	false	"detected at or after (also: from)"
 //	@Param			detected__lte	query		string	false	"detected at or before (also: to)"
 //	@Param			application		query		string	false	"application id (admin keys)"
-//	@Param			limit			query		int		false	"page size, 1..1000 (default 100)"
+//	@Param			limit			query		int		false	"page size, 1..1000 (default 100)"	minimum(1)	maximum(1000)	default(100)
 //	@Param			cursor			query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200				{object}	ErrorList
 //	@Failure		400				{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor, unknown_parameter"
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/errors/ [get]
 func (a *API) listErrors(c *gin.Context) {
 	p := listParams(c, errorFilters...)
@@ -362,7 +386,10 @@ func (a *API) listErrors(c *gin.Context) {
 //	@Security	BearerKey
 //	@Param		id	path		string	true	"error id"
 //	@Success	200	{object}	query.Error
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
 //	@Failure	404	{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router		/errors/{id} [get]
 func (a *API) getError(c *gin.Context) {
 	id, ok := pathID(c)

@@ -18,9 +18,9 @@ import (
 // ordering and limit, previous the page before; null at either end.
 type PageLinks struct {
 	// Next is the URL of the next page; null on the last page.
-	Next *string `json:"next" example:"http://localhost:8081/events/?category=page+interaction&cursor=...&limit=10"`
+	Next *string `json:"next" extensions:"x-nullable" example:"http://localhost:8081/events/?category=page+interaction&cursor=...&limit=10"`
 	// Previous is the URL of the page before; null on the first page.
-	Previous *string `json:"previous"`
+	Previous *string `json:"previous" extensions:"x-nullable"`
 }
 
 // linksOf is the URLs of the pages l names, relative to the request's.

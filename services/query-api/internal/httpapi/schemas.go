@@ -51,11 +51,11 @@ func (a *API) registerSchemas(r gin.IRoutes, adminScope gin.HandlerFunc) {
 
 // SchemaRequest is the body that adds a schema version.
 type SchemaRequest struct {
-	Category string `json:"category" example:"page interaction"`
-	Name     string `json:"name" example:"pageview"`
+	Category string `json:"category" minLength:"1" maxLength:"255" example:"page interaction"`
+	Name     string `json:"name" minLength:"1" maxLength:"255" example:"pageview"`
 	// Schema is a JSON Schema (draft 2020-12 unless it says otherwise with
 	// $schema) for the events' data object.
-	Schema json.RawMessage `json:"schema" swaggertype:"object"`
+	Schema json.RawMessage `json:"schema"`
 }
 
 // SchemaCheckFailure answers a version refused because it rejects stored
@@ -94,6 +94,7 @@ const maxSchemaBody = 256 << 10
 //	@Failure		413		{object}	httpx.ErrorBody
 //	@Failure		415		{object}	httpx.ErrorBody	"unsupported_media_type: the body's Content-Type is not JSON"
 //	@Failure		422		{object}	httpx.ErrorBody	"schema_accepts_nothing: no event's data can satisfy the schema"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/schemas/ [post]
 func (s *schemaAPI) add(c *gin.Context) {
 	guard := schemas.Guard{Check: s.check}
@@ -163,12 +164,13 @@ func (s *schemaAPI) add(c *gin.Context) {
 //	@Security		BearerKey
 //	@Param			category	query		string	false	"category, exact"
 //	@Param			name		query		string	false	"name, exact"
-//	@Param			limit		query		int		false	"page size, 1..1000 (default 100)"
+//	@Param			limit		query		int		false	"page size, 1..1000 (default 100)"	minimum(1)	maximum(1000)	default(100)
 //	@Param			cursor		query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200			{object}	SchemaList
 //	@Failure		400			{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor, unknown_parameter"
 //	@Failure		401			{object}	httpx.ErrorBody
 //	@Failure		403			{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/schemas/ [get]
 func (s *schemaAPI) list(c *gin.Context) {
 	p := listParams(c, "category", "name")
@@ -195,9 +197,11 @@ func (s *schemaAPI) list(c *gin.Context) {
 //	@Param			name		path		string	true	"name"
 //	@Param			version		path		int		true	"version"
 //	@Success		200			{object}	schemas.Record
+//	@Failure		400	{object}	httpx.ErrorBody	"a parameter or the body is invalid (the code and message say which)"
 //	@Failure		401			{object}	httpx.ErrorBody
 //	@Failure		403			{object}	httpx.ErrorBody
 //	@Failure		404			{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/admin/schemas/{category}/{name}/{version} [get]
 func (s *schemaAPI) get(c *gin.Context) {
 	v, err := strconv.Atoi(c.Param("version"))

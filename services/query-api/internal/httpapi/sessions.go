@@ -22,11 +22,14 @@ type AuditList struct {
 //	@Produce		json
 //	@Security		BearerKey
 //	@Param			id		path		string	true	"session id"
-//	@Param			limit	query		int		false	"page size, 1..1000 (default 100)"
+//	@Param			limit	query		int		false	"page size, 1..1000 (default 100)"	minimum(1)	maximum(1000)	default(100)
 //	@Param			cursor	query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200		{object}	EventList
 //	@Failure		400		{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor, unknown_parameter"
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
 //	@Failure		404		{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/sessions/{id}/events [get]
 func (a *API) sessionTimeline(c *gin.Context) {
 	id, ok := pathID(c)
@@ -55,7 +58,9 @@ func (a *API) sessionTimeline(c *gin.Context) {
 //	@Security		BearerKey
 //	@Param			id	path		string	true	"session id"
 //	@Success		200	{object}	query.Erasure
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
 //	@Failure		403	{object}	httpx.ErrorBody
+//	@Failure		404	{object}	httpx.ErrorBody	"no such resource (or not visible to this key)"
 //	@Failure		503	{object}	httpx.ErrorBody
 //	@Router			/sessions/{id} [delete]
 func (a *API) eraseSession(c *gin.Context) {
@@ -79,12 +84,14 @@ func (a *API) eraseSession(c *gin.Context) {
 //	@Produce		json
 //	@Security		BearerKey
 //	@Param			id		path		string	true	"event id"
-//	@Param			limit	query		int		false	"page size, 1..1000 (default 100)"
+//	@Param			limit	query		int		false	"page size, 1..1000 (default 100)"	minimum(1)	maximum(1000)	default(100)
 //	@Param			cursor	query		string	false	"a page's cursor, as in its next and previous URLs"
 //	@Success		200		{object}	AuditList
 //	@Failure		400		{object}	httpx.ErrorBody	"invalid_parameter, invalid_cursor, unknown_parameter"
+//	@Failure		401	{object}	httpx.ErrorBody	"no key, or an unknown, revoked or expired one"
 //	@Failure		403		{object}	httpx.ErrorBody
 //	@Failure		404		{object}	httpx.ErrorBody
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/events/{id}/audit [get]
 func (a *API) eventAudit(c *gin.Context) {
 	id, ok := pathID(c)

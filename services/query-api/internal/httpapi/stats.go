@@ -27,7 +27,7 @@ type StatsResult struct {
 //	@Tags			stats
 //	@Produce		json
 //	@Security		BearerKey
-//	@Param			bucket			query		string	false	"minute, hour (default) or day"
+//	@Param			bucket			query		string	false	"minute, hour (default) or day"	Enums(minute,hour,day)	default(hour)
 //	@Param			from			query		string	true	"range start, inclusive (also: timestamp__gte)"
 //	@Param			to				query		string	false	"range end, inclusive (also: timestamp__lte; default: now)"
 //	@Param			group			query		string	false	"category, name or category,name (default: totals)"
@@ -38,6 +38,8 @@ type StatsResult struct {
 //	@Success		200				{object}	StatsResult
 //	@Failure		400				{object}	httpx.ErrorBody
 //	@Failure		401				{object}	httpx.ErrorBody
+//	@Failure		403	{object}	httpx.ErrorBody	"the key lacks the scope this operation needs"
+//	@Failure		503	{object}	httpx.ErrorBody	"keys or the database cannot be reached right now, or the query took too long: retry after Retry-After"
 //	@Router			/stats/events [get]
 func (a *API) eventStats(c *gin.Context) {
 	var p params

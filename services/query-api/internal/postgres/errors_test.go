@@ -352,7 +352,7 @@ func TestReplayEventIDs(t *testing.T) {
 		}
 	}
 	rep, err := r.ReplayOne(ctx, query.Scope{}, orphan, fixed, true)
-	if err != nil || rep.Passing != 0 || rep.Failures[0].Code != query.CodeUnknownApplication {
+	if err != nil || rep.Passing != 0 || rep.Failures[0].Code != event.CodeUnknownApplication {
 		t.Fatalf("record of no application: %v %+v", err, rep)
 	}
 }

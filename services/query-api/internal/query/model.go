@@ -34,13 +34,13 @@ type Event struct {
 	Timestamp apitime.Time    `json:"timestamp"`
 	// ClientTimestamp is the timestamp as the client's clock said, when it
 	// sent sent_at and so Timestamp was corrected for clock skew.
-	ClientTimestamp *apitime.Time `json:"client_timestamp"`
+	ClientTimestamp *apitime.Time `json:"client_timestamp" extensions:"x-nullable"`
 	ReceivedAt      apitime.Time  `json:"received_at"`
 	Version         int           `json:"version" example:"1"`
-	UpdatedAt       *apitime.Time `json:"updated_at"`
+	UpdatedAt       *apitime.Time `json:"updated_at" extensions:"x-nullable"`
 	// ReplayedFrom is the error record whose replay stored this event
 	// (POST /errors/{id}/replay); null for an event ingested directly.
-	ReplayedFrom *uuid.UUID `json:"replayed_from"`
+	ReplayedFrom *uuid.UUID `json:"replayed_from" extensions:"x-nullable"`
 }
 
 // SessionRef names a session by its id.
@@ -56,9 +56,9 @@ type Session struct {
 	ID            uuid.UUID     `json:"id"`
 	ApplicationID uuid.UUID     `json:"application_id"`
 	CreatedAt     apitime.Time  `json:"created_at"`
-	RegisteredAt  *apitime.Time `json:"registered_at"`
-	FirstEventAt  *apitime.Time `json:"first_event_at"`
-	LastEventAt   *apitime.Time `json:"last_event_at"`
+	RegisteredAt  *apitime.Time `json:"registered_at" extensions:"x-nullable"`
+	FirstEventAt  *apitime.Time `json:"first_event_at" extensions:"x-nullable"`
+	LastEventAt   *apitime.Time `json:"last_event_at" extensions:"x-nullable"`
 	EventCount    int64         `json:"event_count"`
 }
 
@@ -66,7 +66,7 @@ type Session struct {
 type Error struct {
 	ID            uuid.UUID        `json:"id"`
 	ApplicationID uuid.UUID        `json:"application_id"`
-	SessionID     *uuid.UUID       `json:"session_id"`
+	SessionID     *uuid.UUID       `json:"session_id" extensions:"x-nullable"`
 	Stage         string           `json:"stage" example:"validator"`
 	Reasons       event.Reasons    `json:"reasons"`
 	Payload       contract.Payload `json:"payload"`
@@ -74,20 +74,20 @@ type Error struct {
 	DetectedAt    apitime.Time     `json:"detected_at"`
 	// Category and Name are the payload's, when it is a JSON object and
 	// they are strings (at most 255 characters kept); null otherwise.
-	Category *string `json:"category" example:"page interaction"`
-	Name     *string `json:"name" example:"pageview"`
+	Category *string `json:"category" extensions:"x-nullable" example:"page interaction"`
+	Name     *string `json:"name" extensions:"x-nullable" example:"pageview"`
 	// SchemaVersion is the version of the type's JSON Schema that applied;
 	// null when none did.
-	SchemaVersion *int `json:"schema_version" example:"2"`
+	SchemaVersion *int `json:"schema_version" extensions:"x-nullable" example:"2"`
 	// ReplayOf is, for a record a replay produced (the replayed event
 	// failed again), the error record that was replayed.
-	ReplayOf *uuid.UUID `json:"replay_of"`
+	ReplayOf *uuid.UUID `json:"replay_of" extensions:"x-nullable"`
 	// ReplayAttempts counts the replays of this record that were started.
 	ReplayAttempts int `json:"replay_attempts" example:"1"`
 	// ReplayedAs is the event id the latest replay published, and
 	// ReplayedAt when Kafka acknowledged it; null until replayed.
-	ReplayedAs *uuid.UUID    `json:"replayed_as"`
-	ReplayedAt *apitime.Time `json:"replayed_at"`
+	ReplayedAs *uuid.UUID    `json:"replayed_as" extensions:"x-nullable"`
+	ReplayedAt *apitime.Time `json:"replayed_at" extensions:"x-nullable"`
 }
 
 // Scope limits what a caller sees: one application, or all of them.
@@ -224,8 +224,8 @@ type AuditEntry struct {
 	ActorKeyID uuid.UUID    `json:"actor_key_id"`
 	ActorAppID uuid.UUID    `json:"actor_app_id"`
 	At         apitime.Time `json:"at"`
-	Before     *Event       `json:"before"` // the event before the change
-	After      *Event       `json:"after"`  // after it; null for a deletion
+	Before     *Event       `json:"before"`                        // the event before the change
+	After      *Event       `json:"after" extensions:"x-nullable"` // after it; null for a deletion
 }
 
 // Erasure reports what erasing a session removed.

@@ -40,11 +40,6 @@ var (
 	ErrReplayNotPublished = errors.New("the replay could not be published")
 )
 
-// CodeUnknownApplication is the reason a record whose application is not
-// known (invalid_envelope) cannot be replayed: the event would belong to
-// nobody. It appears only in replay answers.
-const CodeUnknownApplication event.Code = "unknown_application"
-
 // Checks a replay applies before publishing, as the validator does.
 const (
 	CheckRules       = "rules"        // event.Rules, as configured (EYE_FUTURE_TOLERANCE)
@@ -286,7 +281,7 @@ func (r *Replayer) prepare(ctx context.Context, cs []*candidate) error {
 	now := r.now()
 	for _, c := range cs {
 		if c.row.ApplicationID == uuid.Nil {
-			c.reasons = event.Reasons{{Code: CodeUnknownApplication,
+			c.reasons = event.Reasons{{Code: event.CodeUnknownApplication,
 				Message: "the record's application is unknown (the record was not an envelope): it cannot be replayed"}}
 			continue
 		}

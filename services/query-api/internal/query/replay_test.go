@@ -114,7 +114,7 @@ func TestReplayOneRules(t *testing.T) {
 	for _, c := range []struct {
 		rec  Error
 		code event.Code
-	}{{strictRec, event.CodeUnknownEventType}, {typed, event.CodeSchemaViolation}, {orphan, CodeUnknownApplication}} {
+	}{{strictRec, event.CodeUnknownEventType}, {typed, event.CodeSchemaViolation}, {orphan, event.CodeUnknownApplication}} {
 		rep, err := r.ReplayOne(ctx, Scope{}, c.rec.ID, nil, true)
 		if err != nil || rep.Passing != 0 || len(rep.Failures) == 0 || rep.Failures[0].Code != c.code {
 			t.Fatalf("%s: %+v %v, want %s", c.rec.ID, rep, err, c.code)

@@ -32,13 +32,13 @@ var ErrBadGrouping = errors.New("unknown grouping")
 type ErrorGroup struct {
 	// Reason is a reason code; a record with several reasons counts in the
 	// group of each.
-	Reason *string `json:"reason" example:"empty_data"`
+	Reason *string `json:"reason" extensions:"x-nullable" example:"empty_data"`
 	// Category, Name and SchemaVersion are null in a group of records that
 	// have none (e.g. payloads that are not JSON objects).
-	Category      *string `json:"category" example:"page interaction"`
-	Name          *string `json:"name" example:"pageview"`
-	SchemaVersion *int    `json:"schema_version" example:"2"`
-	Stage         *string `json:"stage" example:"validator"`
+	Category      *string `json:"category" extensions:"x-nullable" example:"page interaction"`
+	Name          *string `json:"name" extensions:"x-nullable" example:"pageview"`
+	SchemaVersion *int    `json:"schema_version" extensions:"x-nullable" example:"2"`
+	Stage         *string `json:"stage" extensions:"x-nullable" example:"validator"`
 	Count         int64   `json:"count" example:"42"`
 	// FirstSeen and LastSeen are the earliest and latest detection times.
 	FirstSeen apitime.Time `json:"first_seen"`

@@ -35,15 +35,15 @@ type Record struct {
 	Version  int    `json:"version" example:"1"`
 	// Schema is the JSON Schema document, as Postgres's jsonb gives it back
 	// (same meaning, keys possibly reordered).
-	Schema    json.RawMessage `json:"schema" swaggertype:"object"`
+	Schema    json.RawMessage `json:"schema"`
 	CreatedAt apitime.Time    `json:"created_at"`
 	// CreatedBy is the id of the admin key that added it; null for a
 	// version loaded from EYE_SCHEMA_DIR.
-	CreatedBy *uuid.UUID `json:"created_by"`
+	CreatedBy *uuid.UUID `json:"created_by" extensions:"x-nullable"`
 	// PublishedAt is when the schemas topic acknowledged it, i.e. when
 	// validators could start applying it; null until then (query-api
 	// retries every few seconds).
-	PublishedAt *apitime.Time `json:"published_at"`
+	PublishedAt *apitime.Time `json:"published_at" extensions:"x-nullable"`
 }
 
 // Filter narrows List; empty fields match everything.
