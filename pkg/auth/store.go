@@ -64,11 +64,7 @@ func (s *PGStore) LookupKey(ctx context.Context, h Hash) (Principal, error) {
 
 // EnsureApplication creates the application if it does not exist.
 func (s *PGStore) EnsureApplication(ctx context.Context, id uuid.UUID, name string) error {
-	const q = `INSERT INTO applications (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`
-	if _, err := s.db.ExecContext(ctx, q, id, name); err != nil {
-		return fmt.Errorf("ensure application: %w", err)
-	}
-	return nil
+	return EnsureApplication(ctx, s.db, id, name)
 }
 
 // PutKey stores key for app with scopes, replacing the scopes and clearing

@@ -5,7 +5,9 @@
 //
 // The gateway registers sessions (Register), the writer checks a batch's
 // sessions (Lookup) and adds what it stored to them (Tally and Fold, in
-// the transaction that stores the events).
+// the transaction that stores the events), and the query-api reads them
+// (Get, Page), recounts one after an event edit (Recount) and deletes one
+// on erasure (Lock, Delete), in the transactions of those changes.
 package sessions
 
 import (
@@ -15,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -182,4 +185,138 @@ func Fold(ctx context.Context, tx sqlx.ExecerContext, acts []Activity) error {
 		return fmt.Errorf("fold %d sessions: %w", n, err)
 	}
 	return nil
+}
+
+// ErrNotFound is returned by Get for a session that does not exist (or
+// is not of the application asked for).
+var ErrNotFound = errors.New("no such session")
+
+// columns are the sessions columns a Row scans.
+const columns = `id, app_id, created_at, registered_at, first_event_at, last_event_at, event_count`
+
+// Row is a stored session.
+type Row struct {
+	ID           uuid.UUID    `db:"id"`
+	AppID        uuid.UUID    `db:"app_id"`
+	CreatedAt    time.Time    `db:"created_at"`
+	RegisteredAt sql.NullTime `db:"registered_at"`
+	FirstEventAt sql.NullTime `db:"first_event_at"`
+	LastEventAt  sql.NullTime `db:"last_event_at"`
+	EventCount   int64        `db:"event_count"`
+}
+
+// Get returns session id; when app is not nil, only a session of that
+// application (ErrNotFound otherwise).
+func (s *Store) Get(ctx context.Context, id uuid.UUID, app *uuid.UUID) (Row, error) {
+	var r Row
+	err := s.db.GetContext(ctx, &r, `SELECT `+columns+` FROM sessions WHERE id = $1 AND ($2::uuid IS NULL OR app_id = $2)`, id, app)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Row{}, ErrNotFound
+	case err != nil:
+		return Row{}, fmt.Errorf("get session: %w", err)
+	}
+	return r, nil
+}
+
+// Position is a session's place in a page: its created_at, then its id.
+type Position struct {
+	CreatedAt time.Time
+	ID        uuid.UUID
+}
+
+// PageQuery asks for one page of sessions ordered by created_at, then id.
+type PageQuery struct {
+	// Apps: the session's application is every one of them (two different
+	// ones match nothing); empty: any application.
+	Apps []uuid.UUID
+	// From and To bound created_at, inclusive; nil: unbounded.
+	From, To *time.Time
+	// After is the position the rows follow; nil: from the first.
+	After *Position
+	// Ascending reads oldest first; otherwise newest first.
+	Ascending bool
+	Limit     int
+}
+
+// Page returns up to q.Limit sessions matching q, in its order.
+func (s *Store) Page(ctx context.Context, q PageQuery) ([]Row, error) {
+	var (
+		where []string
+		args  []any
+	)
+	param := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	for _, app := range q.Apps {
+		where = append(where, "app_id = "+param(app))
+	}
+	if q.From != nil {
+		where = append(where, "created_at >= "+param(*q.From))
+	}
+	if q.To != nil {
+		where = append(where, "created_at <= "+param(*q.To))
+	}
+	dir, cmp := "DESC", "<"
+	if q.Ascending {
+		dir, cmp = "ASC", ">"
+	}
+	if q.After != nil {
+		t, id := param(q.After.CreatedAt), param(q.After.ID)
+		where = append(where, fmt.Sprintf("(created_at, id) %s (%s, %s)", cmp, t, id))
+	}
+	stmt := "SELECT " + columns + " FROM sessions"
+	if len(where) > 0 {
+		stmt += " WHERE " + strings.Join(where, " AND ")
+	}
+	stmt += fmt.Sprintf(" ORDER BY created_at %s, id %s LIMIT %s", dir, dir, param(q.Limit))
+	var rows []Row
+	if err := s.db.SelectContext(ctx, &rows, stmt, args...); err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	return rows, nil
+}
+
+// Lock locks session id's row until tx ends (nothing when it does not
+// exist). A writer folding events into the session meanwhile waits, so
+// what tx then recounts or deletes includes every committed event.
+func Lock(ctx context.Context, tx sqlx.ExecerContext, id uuid.UUID) error {
+	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE`, id); err != nil {
+		return fmt.Errorf("lock session: %w", err)
+	}
+	return nil
+}
+
+// recount sets a session's aggregates from its stored events.
+const recount = `
+	UPDATE sessions s SET first_event_at = a.first, last_event_at = a.last, event_count = a.n
+	FROM (SELECT min("timestamp") AS first, max("timestamp") AS last, count(*) AS n FROM events WHERE session_id = $1) a
+	WHERE s.id = $1`
+
+// Recount locks session id and recomputes its aggregates from its events
+// inside tx, the transaction that changed or deleted one of them: a writer
+// inserting events of this session concurrently either committed before
+// (and is counted here) or waits for tx and then adds its own on top.
+func Recount(ctx context.Context, tx sqlx.ExecerContext, id uuid.UUID) error {
+	if err := Lock(ctx, tx, id); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, recount, id); err != nil {
+		return fmt.Errorf("recount session: %w", err)
+	}
+	return nil
+}
+
+// Delete deletes session id inside tx and reports whether it existed.
+func Delete(ctx context.Context, tx sqlx.ExecerContext, id uuid.UUID) (bool, error) {
+	res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE id = $1`, id)
+	if err != nil {
+		return false, fmt.Errorf("delete session: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("delete session: %w", err)
+	}
+	return n > 0, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/pg"
 )
 
@@ -62,8 +63,8 @@ func load(ctx context.Context, o options) error {
 
 	g := newGenerator(o.seed, o.apps, begin, o.end)
 	for _, a := range g.apps {
-		if _, err := db.ExecContext(ctx, `INSERT INTO applications (id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING`, a.id, a.name); err != nil {
-			return fmt.Errorf("insert application: %w", err)
+		if err := auth.EnsureApplication(ctx, db, a.id, a.name); err != nil {
+			return err
 		}
 	}
 	var sessions []*session

@@ -30,7 +30,7 @@ import (
 	"github.com/the-eye/eye/services/ingest-gateway/internal/docs"
 	"github.com/the-eye/eye/services/ingest-gateway/internal/httpapi"
 	"github.com/the-eye/eye/services/ingest-gateway/internal/ingest"
-	"github.com/the-eye/eye/services/ingest-gateway/internal/sessionstore"
+	"github.com/the-eye/eye/services/ingest-gateway/internal/postgres"
 )
 
 type cfg struct {
@@ -93,7 +93,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer producer.Close()
-	sessions, err := sessionstore.New(db)
+	sessions, err := postgres.New(db)
 	if err != nil {
 		return err
 	}

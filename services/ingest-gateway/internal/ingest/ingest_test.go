@@ -154,3 +154,36 @@ func TestIngestNeverAcceptsWhatWasNotPublished(t *testing.T) {
 		t.Fatalf("invalid body with the broker down: err = %v, want ErrUnavailable", err)
 	}
 }
+
+// failingSessions is a session store that is down.
+type failingSessions struct{}
+
+func (failingSessions) Register(context.Context, uuid.UUID, uuid.UUID, time.Time) error {
+	return errors.New("connection refused")
+}
+
+// TestRegisterSession: an id is generated when none is given, registering
+// again is idempotent, another application's session is ErrSessionConflict
+// and a store that is down is ErrUnavailable (a 503, not a 409).
+func TestRegisterSession(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t, &recorder{})
+	app := uuid.New()
+	id, err := s.RegisterSession(ctx, app, uuid.Nil)
+	if err != nil || id == uuid.Nil || id.Version() != 7 {
+		t.Fatalf("generated id %v: %v", id, err)
+	}
+	if again, err := s.RegisterSession(ctx, app, id); err != nil || again != id {
+		t.Fatalf("registering again: %v %v", again, err)
+	}
+	if _, err := s.RegisterSession(ctx, uuid.New(), id); !errors.Is(err, ErrSessionConflict) {
+		t.Fatalf("another application's session: %v", err)
+	}
+	down, err := NewService(&recorder{}, failingSessions{}, topics, Limits{MaxEvents: 3, MaxStreamEvents: 1000, MaxEventBytes: 200, MaxDepth: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := down.RegisterSession(ctx, app, uuid.New()); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrSessionConflict) {
+		t.Fatalf("store down: %v", err)
+	}
+}

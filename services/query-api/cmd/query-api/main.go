@@ -31,6 +31,7 @@ import (
 	"github.com/the-eye/eye/services/query-api/internal/admin"
 	"github.com/the-eye/eye/services/query-api/internal/docs"
 	"github.com/the-eye/eye/services/query-api/internal/httpapi"
+	"github.com/the-eye/eye/services/query-api/internal/postgres"
 	"github.com/the-eye/eye/services/query-api/internal/query"
 	"github.com/the-eye/eye/services/query-api/internal/schemas"
 )
@@ -83,11 +84,19 @@ func run(ctx context.Context) error {
 	}
 	rules := event.DefaultRules()
 	rules.FutureTolerance = c.FutureTolerance
-	store, err := query.NewStore(db, rules, c.QueryTimeout)
+	storage, err := postgres.NewStore(db, c.QueryTimeout)
 	if err != nil {
 		return err
 	}
-	admins, err := admin.NewStore(db, admin.Config{Timeout: c.QueryTimeout, RotationOverlap: c.RotationOverlap})
+	store, err := query.NewService(storage, rules)
+	if err != nil {
+		return err
+	}
+	adminStorage, err := postgres.NewAdmin(db, c.QueryTimeout)
+	if err != nil {
+		return err
+	}
+	admins, err := admin.NewService(adminStorage, c.RotationOverlap)
 	if err != nil {
 		return err
 	}
@@ -119,20 +128,24 @@ func run(ctx context.Context) error {
 			return kafkax.EnsureTopics(ctx, brokers, c.Partitions, c.Replication, topics.All()...)
 		})
 	})
-	eraser, err := query.NewEraser(store, producer, topics.Erasures, c.PublishTimeout)
+	eraser, err := query.NewEraser(storage, producer, topics.Erasures, c.PublishTimeout)
 	if err != nil {
 		return err
 	}
 	// Replays of error records go to the raw topic through the same
 	// producer, as the gateway writes them (docs/errors.md).
-	replayer, err := query.NewReplayer(store, producer, topics.Raw, c.PublishTimeout)
+	replayer, err := query.NewReplayer(storage, rules, producer, topics.Raw, c.PublishTimeout)
 	if err != nil {
 		return err
 	}
 
 	// Schemas: Postgres is the source of truth; the publisher puts every
 	// version on the compacted schemas topic the validators follow.
-	schemaStore, err := schemas.NewStore(db, c.QueryTimeout)
+	schemaStore, err := postgres.NewSchemas(db, c.QueryTimeout)
+	if err != nil {
+		return err
+	}
+	schemaService, err := schemas.NewService(schemaStore)
 	if err != nil {
 		return err
 	}
@@ -159,7 +172,7 @@ func run(ctx context.Context) error {
 	// Ready when Postgres answers: reads need nothing else, and the features
 	// that publish to Kafka answer 503 on their own while it is away.
 	ready := httpx.Readyz(log, map[string]func(context.Context) error{"postgres": db.PingContext})
-	api, err := httpapi.New(store, admins, authn, ready, httpapi.WithEraser(eraser), httpapi.WithSchemas(schemaStore, schemaPub, c.SchemaCheck),
+	api, err := httpapi.New(store, admins, authn, ready, httpapi.WithEraser(eraser), httpapi.WithSchemas(schemaService, schemaPub, c.SchemaCheck),
 		httpapi.WithReplayer(replayer))
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/services/query-api/internal/paging"
+	"github.com/the-eye/eye/services/query-api/internal/postgres"
 	"github.com/the-eye/eye/services/query-api/internal/query"
 )
 
@@ -33,17 +34,17 @@ type scenario struct {
 	name   string
 	target time.Duration
 	params int
-	run    func(ctx context.Context, s *query.Store, i int) (int, error)
+	run    func(ctx context.Context, s *query.Service, i int) (int, error)
 }
 
 type bench struct {
 	deep  int // pages before the deep page
 	db    *sqlx.DB
-	store *query.Store
+	store *query.Service
 
 	// explain: one connection with auto_explain on, its plans collected.
 	xdb    *sqlx.DB
-	xstore *query.Store
+	xstore *query.Service
 	mu     sync.Mutex
 	plans  []string
 }
@@ -57,7 +58,7 @@ func newBench(ctx context.Context, dsn string, deep int) (*bench, error) {
 	if err := pg.Migrate(ctx, db); err != nil {
 		return nil, err
 	}
-	store, err := query.NewStore(db, event.DefaultRules(), timeout)
+	store, err := newService(db)
 	if err != nil {
 		return nil, err
 	}
@@ -73,8 +74,18 @@ func newBench(ctx context.Context, dsn string, deep int) (*bench, error) {
 	})), "postgres")
 	b.xdb.SetMaxOpenConns(1)
 	b.xdb.SetMaxIdleConns(1)
-	b.xstore, err = query.NewStore(b.xdb, event.DefaultRules(), timeout)
+	b.xstore, err = newService(b.xdb)
 	return b, err
+}
+
+// newService is the query domain on Postgres storage on db, as the
+// query-api wires it.
+func newService(db *sqlx.DB) (*query.Service, error) {
+	storage, err := postgres.NewStore(db, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return query.NewService(storage, event.DefaultRules())
 }
 
 func (b *bench) close() {
@@ -256,15 +267,15 @@ func (b *bench) scenarios(ctx context.Context) ([]scenario, error) {
 	if err != nil {
 		return nil, err
 	}
-	events := func(sc query.Scope, f func(i int) (query.EventFilter, paging.Request)) func(context.Context, *query.Store, int) (int, error) {
-		return func(ctx context.Context, s *query.Store, i int) (int, error) {
+	events := func(sc query.Scope, f func(i int) (query.EventFilter, paging.Request)) func(context.Context, *query.Service, int) (int, error) {
+		return func(ctx context.Context, s *query.Service, i int) (int, error) {
 			f, p := f(i)
 			list, _, err := b.pick(s).Events(ctx, sc, f, p)
 			return len(list), err
 		}
 	}
-	stats := func(sc query.Scope, f func(i int) query.StatsFilter) func(context.Context, *query.Store, int) (int, error) {
-		return func(ctx context.Context, s *query.Store, i int) (int, error) {
+	stats := func(sc query.Scope, f func(i int) query.StatsFilter) func(context.Context, *query.Service, int) (int, error) {
+		return func(ctx context.Context, s *query.Service, i int) (int, error) {
 			list, err := b.pick(s).Stats(ctx, sc, f(i))
 			return len(list), err
 		}
@@ -283,7 +294,7 @@ func (b *bench) scenarios(ctx context.Context) ([]scenario, error) {
 	}
 	return []scenario{
 		{"timeline: one session (largest application's key)", 10 * time.Millisecond, len(sessions),
-			func(ctx context.Context, s *query.Store, i int) (int, error) {
+			func(ctx context.Context, s *query.Service, i int) (int, error) {
 				list, _, err := b.pick(s).Timeline(ctx, tenant, sessions[i%len(sessions)], paging.Request{Limit: 100})
 				return len(list), err
 			}},
@@ -304,7 +315,7 @@ func (b *bench) scenarios(ctx context.Context) ([]scenario, error) {
 }
 
 // pick is s, or the measuring store when s is nil.
-func (b *bench) pick(s *query.Store) *query.Store {
+func (b *bench) pick(s *query.Service) *query.Service {
 	if s == nil {
 		return b.store
 	}

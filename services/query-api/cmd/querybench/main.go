@@ -1,7 +1,8 @@
 // Command querybench measures the query API's storage queries on a database
 // loaded by eye-gen: each scenario runs many times with a warm cache and
 // reports p50/p99 latency, against the targets of docs/benchmarks.md. It
-// calls the query store itself (query.Store), so what it measures is exactly
+// calls the query domain on its Postgres storage itself (query.Service on
+// postgres.Store, as the API wires them), so what it measures is exactly
 // the SQL the API runs, plus scanning the rows into Go values; only HTTP and
 // JSON encoding are left out. With -explain it prints EXPLAIN (ANALYZE,
 // BUFFERS) of one run of each scenario, captured with auto_explain.

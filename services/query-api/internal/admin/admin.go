@@ -1,8 +1,9 @@
-// Package admin is the domain and storage of tenancy administration:
+// Package admin is the domain of tenancy administration:
 // applications with their ingestion settings, and their API keys — created,
 // listed without key material, rotated with an overlap, revoked. Key
 // material exists only in the answer to a creation or rotation; Postgres
-// keeps SHA-256 hashes (see package auth).
+// keeps SHA-256 hashes (see package auth). Storage is declared here (Store)
+// and implemented by package postgres.
 package admin
 
 import (
@@ -83,7 +84,7 @@ type NewKey struct {
 	Label  string
 }
 
-// Errors returned by the store. Invalid input is an *InvalidError.
+// Errors of administration. Invalid input is an *InvalidError.
 var (
 	ErrNotFound       = errors.New("not found")
 	ErrKeyRevoked     = errors.New("the key is revoked")

@@ -20,7 +20,9 @@ import (
 	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/testkit"
 	"github.com/the-eye/eye/services/query-api/internal/admin"
+	"github.com/the-eye/eye/services/query-api/internal/postgres"
 	"github.com/the-eye/eye/services/query-api/internal/query"
+	"github.com/the-eye/eye/services/query-api/internal/schemas"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m, pg.MigrateDSN) }
@@ -37,7 +39,9 @@ type testServer struct {
 	http.Handler
 	db    *sqlx.DB
 	keys  *auth.PGStore
-	store *query.Store
+	store *query.Service
+	// pg is the query domain's storage the features (erasure, replay) use.
+	pg *postgres.Store
 }
 
 // newTestServer builds the API; features, when given, returns the options
@@ -59,8 +63,17 @@ func newTestServer(t *testing.T, features func(s *testServer) []Option) *testSer
 		t.Fatal(err)
 	}
 	authn, _ := auth.NewAuthenticator(s.keys, 50*time.Millisecond)
-	s.store, _ = query.NewStore(db, event.DefaultRules(), 5*time.Second)
-	admins, err := admin.NewStore(db, admin.Config{Timeout: 5 * time.Second, RotationOverlap: 2 * time.Hour})
+	if s.pg, err = postgres.NewStore(db, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if s.store, err = query.NewService(s.pg, event.DefaultRules()); err != nil {
+		t.Fatal(err)
+	}
+	adminStorage, err := postgres.NewAdmin(db, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admins, err := admin.NewService(adminStorage, 2*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,4 +385,14 @@ func TestAdminNeedsTheAdminScope(t *testing.T) {
 			}
 		}
 	}
+}
+
+// newSchemas returns schema storage on db and the schemas domain on it.
+func newSchemas(db *sqlx.DB) (*postgres.Schemas, *schemas.Service, error) {
+	st, err := postgres.NewSchemas(db, 5*time.Second)
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, err := schemas.NewService(st)
+	return st, svc, err
 }

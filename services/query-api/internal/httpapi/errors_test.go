@@ -34,7 +34,7 @@ func (r *rawTopic) Publish(_ context.Context, msgs ...contract.Message) error {
 func newErrorsServer(t *testing.T, topic *rawTopic) (http.Handler, *sqlx.DB) {
 	t.Helper()
 	s := newTestServer(t, func(s *testServer) []Option {
-		replayer, err := query.NewReplayer(s.store, topic, "eye.events.raw.v1", time.Second)
+		replayer, err := query.NewReplayer(s.pg, event.DefaultRules(), topic, "eye.events.raw.v1", time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

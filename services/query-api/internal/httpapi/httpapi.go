@@ -22,8 +22,8 @@ import (
 
 // API serves the query routes.
 type API struct {
-	store   *query.Store
-	admins  *admin.Store
+	store   *query.Service
+	admins  *admin.Service
 	auth    *auth.Authenticator
 	ready   gin.HandlerFunc
 	eraser  *query.Eraser // nil: DELETE /sessions/{id} is not served
@@ -39,7 +39,7 @@ type Option func(*API)
 func WithEraser(e *query.Eraser) Option { return func(a *API) { a.eraser = e } }
 
 // New returns the API; ready answers /readyz (see httpx.Readyz).
-func New(store *query.Store, admins *admin.Store, a *auth.Authenticator, ready gin.HandlerFunc, opts ...Option) (*API, error) {
+func New(store *query.Service, admins *admin.Service, a *auth.Authenticator, ready gin.HandlerFunc, opts ...Option) (*API, error) {
 	if store == nil || admins == nil || a == nil || ready == nil {
 		return nil, errors.New("httpapi: missing dependency")
 	}

@@ -42,7 +42,7 @@ func (p *publisher) Publish(_ context.Context, msgs ...contract.Message) error {
 func newQueryServer(t *testing.T, pub query.Publisher) (http.Handler, *sqlx.DB) {
 	t.Helper()
 	s := newTestServer(t, func(s *testServer) []Option {
-		eraser, err := query.NewEraser(s.store, pub, "eye.erasures.v1", time.Second)
+		eraser, err := query.NewEraser(s.pg, pub, "eye.erasures.v1", time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

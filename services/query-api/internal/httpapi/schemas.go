@@ -18,7 +18,7 @@ import (
 
 // schemaAPI serves /admin/schemas.
 type schemaAPI struct {
-	store *schemas.Store
+	store *schemas.Service
 	pub   *schemas.Publisher
 	check int // stored events a new version is checked against
 }
@@ -31,7 +31,7 @@ const DefaultSchemaCheck = 1000
 // stored in store and published through pub, each first checked against
 // the last check stored events of its type (DefaultSchemaCheck when 0 or
 // less).
-func WithSchemas(store *schemas.Store, pub *schemas.Publisher, check int) Option {
+func WithSchemas(store *schemas.Service, pub *schemas.Publisher, check int) Option {
 	if check <= 0 {
 		check = DefaultSchemaCheck
 	}

@@ -59,11 +59,11 @@ func newSchemaServer(t *testing.T, topic *schemaTopic) (http.Handler, *schemas.P
 	t.Helper()
 	var pub *schemas.Publisher
 	s := newTestServer(t, func(s *testServer) []Option {
-		ss, err := schemas.NewStore(s.db, 5*time.Second)
+		st, ss, err := newSchemas(s.db)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pub, err = schemas.NewPublisher(schemas.PublisherConfig{Store: ss, Producer: topic, Topic: "eye.schemas.v1", Timeout: time.Second,
+		pub, err = schemas.NewPublisher(schemas.PublisherConfig{Store: st, Producer: topic, Topic: "eye.schemas.v1", Timeout: time.Second,
 			Interval: 20 * time.Millisecond, Ensure: func(context.Context) error { return nil }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			t.Fatal(err)
@@ -230,11 +230,11 @@ func TestApplicationStrictTypes(t *testing.T) {
 func TestSchemaGuards(t *testing.T) {
 	topic := &schemaTopic{}
 	s := newTestServer(t, func(s *testServer) []Option {
-		ss, err := schemas.NewStore(s.db, 5*time.Second)
+		st, ss, err := newSchemas(s.db)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pub, err := schemas.NewPublisher(schemas.PublisherConfig{Store: ss, Producer: topic, Topic: "eye.schemas.v1", Timeout: time.Second,
+		pub, err := schemas.NewPublisher(schemas.PublisherConfig{Store: st, Producer: topic, Topic: "eye.schemas.v1", Timeout: time.Second,
 			Interval: time.Hour, Ensure: func(context.Context) error { return nil }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/services/query-api/internal/query"
 	"github.com/the-eye/eye/services/query-api/internal/schemas"
 )
@@ -21,19 +22,19 @@ import (
 func newFullServer(t *testing.T) *testServer {
 	t.Helper()
 	return newTestServer(t, func(s *testServer) []Option {
-		eraser, err := query.NewEraser(s.store, &publisher{}, "eye.erasures.v1", time.Second)
+		eraser, err := query.NewEraser(s.pg, &publisher{}, "eye.erasures.v1", time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		replayer, err := query.NewReplayer(s.store, &rawTopic{}, "eye.events.raw.v1", time.Second)
+		replayer, err := query.NewReplayer(s.pg, event.DefaultRules(), &rawTopic{}, "eye.events.raw.v1", time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ss, err := schemas.NewStore(s.db, 5*time.Second)
+		st, ss, err := newSchemas(s.db)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pub, err := schemas.NewPublisher(schemas.PublisherConfig{Store: ss, Producer: &schemaTopic{}, Topic: "eye.schemas.v1", Timeout: time.Second,
+		pub, err := schemas.NewPublisher(schemas.PublisherConfig{Store: st, Producer: &schemaTopic{}, Topic: "eye.schemas.v1", Timeout: time.Second,
 			Interval: time.Hour, Ensure: func(context.Context) error { return nil }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			t.Fatal(err)

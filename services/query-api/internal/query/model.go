@@ -1,6 +1,10 @@
-// Package query is the query API's domain and storage: events, sessions and
-// error records read with filters and keyset pagination, and events changed
-// under the same validation rules as ingestion, without lost updates.
+// Package query is the query API's domain: events, sessions and error
+// records read with filters and keyset pagination, events changed under the
+// same validation rules as ingestion (with If-Match preconditions and an
+// audit), sessions erased after their tombstone is published, and error
+// records replayed under the validator's checks. It declares the storage it
+// needs (Store and the interfaces it embeds) and knows no SQL; package
+// postgres implements them.
 package query
 
 import (
@@ -14,7 +18,6 @@ import (
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/services/query-api/internal/apitime"
-	"github.com/the-eye/eye/services/query-api/internal/paging"
 )
 
 // Event is a stored event.
@@ -138,7 +141,7 @@ type ErrorFilter struct {
 	Replayed    *bool      // whether the record was replayed (replayed_as set); nil: either
 }
 
-// Errors returned by the store.
+// Errors of the query domain and its storage.
 var (
 	ErrNotFound         = errors.New("not found")
 	ErrPrecondition     = errors.New("the event changed since it was read")
@@ -235,43 +238,4 @@ type Erasure struct {
 	Events       int64     `json:"events" example:"42"`
 	Errors       int64     `json:"errors" example:"1"`
 	AuditEntries int64     `json:"audit_entries" example:"2"`
-}
-
-// pos is a row's position in a list ordered by a time column, then id.
-type pos struct {
-	T  time.Time `json:"t"`
-	ID uuid.UUID `json:"id"`
-}
-
-// reversed is the opposite order.
-func (o Order) reversed() Order {
-	if o == Oldest {
-		return Newest
-	}
-	return Oldest
-}
-
-// window is how to read one page of a list ordered by a time column, then
-// id.
-type window struct {
-	list  string              // the list and its order, which its cursors are made for
-	cur   *paging.Cursor[pos] // nil: the first page
-	order Order               // the order to read the rows in
-	after *pos                // the position the rows follow; nil: from the start
-	limit int
-}
-
-// openWindow decodes the cursor of p for list name in order. A cursor
-// going backwards reads the list in the reverse order from its position.
-func openWindow(name string, order Order, p paging.Request) (window, error) {
-	w := window{list: name + ":" + string(order), order: order, limit: p.Size()}
-	cur, err := paging.Decode[pos](w.list, p.Cursor)
-	if err != nil || cur == nil {
-		return w, err
-	}
-	w.cur, w.after = cur, &cur.Pos
-	if cur.Reverse {
-		w.order = order.reversed()
-	}
-	return w, nil
 }

@@ -11,9 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/lib/pq"
 
-	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/pkg/schema"
@@ -104,12 +102,54 @@ type ReplayReport struct {
 	Results []ReplayResult `json:"results,omitempty"`
 }
 
+// ReplayRoot is the record a chain of failed replays started from.
+type ReplayRoot struct {
+	ID uuid.UUID
+	// Envelope: that record is an invalid_envelope one.
+	Envelope bool
+}
+
+// SchemaSource is a published schema version as stored.
+type SchemaSource struct {
+	Category, Name string
+	Version        int
+	Schema         []byte
+}
+
+// Replays is the storage replays need.
+type Replays interface {
+	// Error returns one error record visible in sc.
+	Error(ctx context.Context, sc Scope, id uuid.UUID) (Error, error)
+	// OldestErrors returns up to n+1 error records matching f (visible in
+	// sc), oldest detected first, after record after (nil: from the
+	// first).
+	OldestErrors(ctx context.Context, sc Scope, f ErrorFilter, after *Error, n int) ([]Error, error)
+	// ReplayRoots finds, for each record of ids, the record its chain of
+	// replay_of links started from (followed up to maxChain links; where a
+	// link is missing, the last record found), by id of the record asked
+	// for.
+	ReplayRoots(ctx context.Context, ids []uuid.UUID, maxChain int) (map[uuid.UUID]ReplayRoot, error)
+	// NextAttempts counts one more replay attempt of each record and
+	// returns the attempt numbers by id.
+	NextAttempts(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]int, error)
+	// MarkReplayed records that records ids were replayed as events (same
+	// order), now.
+	MarkReplayed(ctx context.Context, ids, events []uuid.UUID) error
+	// StrictTypes reports whether application app accepts only event
+	// types that have a schema (an unknown application does not).
+	StrictTypes(ctx context.Context, app uuid.UUID) (bool, error)
+	// PublishedSchemas lists the schema versions published to the
+	// validators.
+	PublishedSchemas(ctx context.Context) ([]SchemaSource, error)
+}
+
 // Replayer replays error records: it checks each candidate event with the
 // validator's checks, publishes the ones that pass on the raw topic as the
 // gateway would (same envelope, key and event id, the original received
 // time), and records the lineage.
 type Replayer struct {
-	store   *Store
+	store   Replays
+	rules   event.Rules
 	pub     Publisher
 	topic   string
 	timeout time.Duration // for each publication
@@ -117,9 +157,10 @@ type Replayer struct {
 	now     func() time.Time
 }
 
-// NewReplayer returns a Replayer publishing on rawTopic through pub,
-// waiting at most publishTimeout for each acknowledgement.
-func NewReplayer(store *Store, pub Publisher, rawTopic string, publishTimeout time.Duration) (*Replayer, error) {
+// NewReplayer returns a Replayer checking with rules and publishing on
+// rawTopic through pub, waiting at most publishTimeout for each
+// acknowledgement.
+func NewReplayer(store Replays, rules event.Rules, pub Publisher, rawTopic string, publishTimeout time.Duration) (*Replayer, error) {
 	switch {
 	case store == nil || pub == nil:
 		return nil, errors.New("query: replayer needs a store and a publisher")
@@ -128,12 +169,12 @@ func NewReplayer(store *Store, pub Publisher, rawTopic string, publishTimeout ti
 	case publishTimeout <= 0:
 		return nil, errors.New("query: publish timeout must be positive")
 	}
-	return &Replayer{store: store, pub: pub, topic: rawTopic, timeout: publishTimeout, now: time.Now}, nil
+	return &Replayer{store: store, rules: rules, pub: pub, topic: rawTopic, timeout: publishTimeout, now: time.Now}, nil
 }
 
 // candidate is one record to replay and the event it replays as.
 type candidate struct {
-	row     errorRow
+	row     Error
 	eventID uuid.UUID
 	payload []byte
 	reasons event.Reasons
@@ -144,17 +185,15 @@ type candidate struct {
 // replay of an event that still fails returns ErrReplayInvalid and
 // publishes nothing.
 func (r *Replayer) ReplayOne(ctx context.Context, sc Scope, id uuid.UUID, payload json.RawMessage, dryRun bool) (ReplayReport, error) {
-	var rows []errorRow
-	if err := r.store.selectRows(ctx, &rows, `SELECT `+errorCols+` FROM errors WHERE id = $1 AND ($2::uuid IS NULL OR app_id = $2)`, id, scopeArg(sc)); err != nil {
+	row, err := r.store.Error(ctx, sc, id)
+	if err != nil {
 		return ReplayReport{}, err
 	}
-	if len(rows) == 0 {
-		return ReplayReport{}, ErrNotFound
-	}
-	row := rows[0]
-	c := candidate{row: row, payload: row.Payload}
-	if payload != nil {
-		c.payload = payload
+	c := candidate{row: row, payload: payload}
+	if payload == nil {
+		if c.payload, err = row.Payload.Bytes(); err != nil {
+			return ReplayReport{}, fmt.Errorf("payload of error %s: %w", row.ID, err)
+		}
 	}
 	cs := []*candidate{&c}
 	if err := r.prepare(ctx, cs); err != nil {
@@ -188,21 +227,22 @@ func (r *Replayer) ReplayMatching(ctx context.Context, sc Scope, f ErrorFilter, 
 	}
 	limit = min(limit, MaxReplayLimit)
 	rep := newReport(dryRun, nil)
-	var after *pos
+	var after *Error
 	for remaining := limit; remaining > 0; {
 		n := min(replayChunk, remaining)
-		var l list
-		l.errorFilter(sc, f)
-		q, args := l.page(errorCols, "errors", "detected_at", window{order: Oldest, after: after, limit: n})
-		var rows []errorRow
-		if err := r.store.selectRows(ctx, &rows, q, args...); err != nil {
+		rows, err := r.store.OldestErrors(ctx, sc, f, after, n)
+		if err != nil {
 			return ReplayReport{}, err
 		}
 		more := len(rows) > n
 		rows = rows[:min(len(rows), n)]
 		cs := make([]*candidate, len(rows))
 		for i, row := range rows {
-			cs[i] = &candidate{row: row, payload: row.Payload}
+			b, err := row.Payload.Bytes()
+			if err != nil {
+				return ReplayReport{}, fmt.Errorf("payload of error %s: %w", row.ID, err)
+			}
+			cs[i] = &candidate{row: row, payload: b}
 		}
 		if err := r.prepare(ctx, cs); err != nil {
 			return ReplayReport{}, err
@@ -223,15 +263,14 @@ func (r *Replayer) ReplayMatching(ctx context.Context, sc Scope, f ErrorFilter, 
 			rep.More = true
 			break
 		}
-		last := rows[len(rows)-1]
-		after = &pos{T: last.DetectedAt, ID: last.ID}
+		after = &rows[len(rows)-1]
 	}
 	return rep, nil
 }
 
 // prepare resolves the event id of each candidate and checks its payload.
 func (r *Replayer) prepare(ctx context.Context, cs []*candidate) error {
-	if err := r.store.resolveEventIDs(ctx, cs); err != nil {
+	if err := r.resolveEventIDs(ctx, cs); err != nil {
 		return err
 	}
 	reg, err := r.schemas.registry(ctx, r.store)
@@ -241,12 +280,12 @@ func (r *Replayer) prepare(ctx context.Context, cs []*candidate) error {
 	strict := map[uuid.UUID]bool{}
 	now := r.now()
 	for _, c := range cs {
-		if c.row.AppID == uuid.Nil {
+		if c.row.ApplicationID == uuid.Nil {
 			c.reasons = event.Reasons{{Code: event.CodeUnknownApplication,
 				Message: "the record's application is unknown (the record was not an envelope): it cannot be replayed"}}
 			continue
 		}
-		f, reasons := r.store.rules.ValidateReceived(c.payload, c.row.ReceivedAt, now)
+		f, reasons := r.rules.ValidateReceived(c.payload, c.row.ReceivedAt.Time, now)
 		c.reasons = reasons
 		obj := f.Object
 		if obj == nil {
@@ -257,12 +296,12 @@ func (r *Replayer) prepare(ctx context.Context, cs []*candidate) error {
 		if !res.Untyped {
 			continue
 		}
-		isStrict, ok := strict[c.row.AppID]
+		isStrict, ok := strict[c.row.ApplicationID]
 		if !ok {
-			if isStrict, err = r.store.strictTypes(ctx, c.row.AppID); err != nil {
+			if isStrict, err = r.store.StrictTypes(ctx, c.row.ApplicationID); err != nil {
 				return err
 			}
-			strict[c.row.AppID] = isStrict
+			strict[c.row.ApplicationID] = isStrict
 		}
 		if isStrict {
 			c.reasons = append(c.reasons, schema.UnknownType(obj))
@@ -278,17 +317,17 @@ func (r *Replayer) publish(ctx context.Context, cs []*candidate) (map[uuid.UUID]
 	if len(cs) == 0 {
 		return nil, nil
 	}
-	ids := make([]string, len(cs))
+	ids := make([]uuid.UUID, len(cs))
 	for i, c := range cs {
-		ids[i] = c.row.ID.String()
+		ids[i] = c.row.ID
 	}
-	attempts, err := r.store.nextAttempts(ctx, ids)
+	attempts, err := r.store.NextAttempts(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
 	msgs := make([]contract.Message, len(cs))
 	for i, c := range cs {
-		raw := contract.RawEvent{EventID: c.eventID, AppID: c.row.AppID, ReceivedAt: c.row.ReceivedAt.UTC(),
+		raw := contract.RawEvent{EventID: c.eventID, AppID: c.row.ApplicationID, ReceivedAt: c.row.ReceivedAt.UTC(),
 			Payload: contract.NewPayload(c.payload), ReplayOf: &contract.Replay{ErrorID: c.row.ID, Attempt: attempts[c.row.ID]}}
 		if msgs[i], err = contract.Encode(r.topic, sessionKey(c.payload), &raw); err != nil {
 			return nil, err
@@ -299,11 +338,11 @@ func (r *Replayer) publish(ctx context.Context, cs []*candidate) (map[uuid.UUID]
 	if err := r.pub.Publish(pctx, msgs...); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrReplayNotPublished, err)
 	}
-	events := make([]string, len(cs))
+	events := make([]uuid.UUID, len(cs))
 	for i, c := range cs {
-		events[i] = c.eventID.String()
+		events[i] = c.eventID
 	}
-	if err := r.store.markReplayed(ctx, ids, events); err != nil {
+	if err := r.store.MarkReplayed(ctx, ids, events); err != nil {
 		return nil, err
 	}
 	return attempts, nil
@@ -372,111 +411,35 @@ func (rep *ReplayReport) add(cs []*candidate) {
 // not an envelope).
 var replayNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://the-eye/replay"))
 
-// resolveRoots finds, for each record, the record its chain of failed
-// replays started from (replay_of, followed up to maxChain links; where a
-// link is missing, e.g. erased, the last record found) and whether that
-// record is an invalid_envelope.
-const resolveRoots = `
-WITH RECURSIVE up (start, id, replay_of, codes, depth) AS (
-	SELECT id, id, replay_of, reason_codes, 0 FROM errors WHERE id = ANY($1::uuid[])
-	UNION ALL
-	SELECT up.start, e.id, e.replay_of, e.reason_codes, up.depth + 1
-	FROM up JOIN errors e ON e.id = up.replay_of
-	WHERE up.depth < $2
-)
-SELECT DISTINCT ON (start) start, id, 'invalid_envelope' = ANY(codes) AS envelope
-FROM up ORDER BY start, depth DESC`
-
 // resolveEventIDs sets the event id of each candidate: the id of the
 // record its replay chain started from (for a record that was never
 // replayed, its own id, which the gateway and the validator made the event
 // id), or a UUIDv5 of it for an invalid_envelope record.
-func (s *Store) resolveEventIDs(ctx context.Context, cs []*candidate) error {
-	var chained []string
+func (r *Replayer) resolveEventIDs(ctx context.Context, cs []*candidate) error {
+	var chained []uuid.UUID
 	for _, c := range cs {
-		if c.row.ReplayOf.Valid {
-			chained = append(chained, c.row.ID.String())
+		if c.row.ReplayOf != nil {
+			chained = append(chained, c.row.ID)
 		}
 	}
-	type root struct {
-		Start    uuid.UUID `db:"start"`
-		ID       uuid.UUID `db:"id"`
-		Envelope bool      `db:"envelope"`
-	}
-	roots := map[uuid.UUID]root{}
+	roots := map[uuid.UUID]ReplayRoot{}
 	if len(chained) > 0 {
-		var rows []root
-		if err := s.selectRows(ctx, &rows, resolveRoots, pq.Array(chained), maxChain); err != nil {
+		var err error
+		if roots, err = r.store.ReplayRoots(ctx, chained, maxChain); err != nil {
 			return err
 		}
-		for _, r := range rows {
-			roots[r.Start] = r
-		}
 	}
 	for _, c := range cs {
-		r, ok := roots[c.row.ID]
+		root, ok := roots[c.row.ID]
 		if !ok {
-			r = root{ID: c.row.ID, Envelope: hasEnvelopeReason(c.row.Reasons)}
+			root = ReplayRoot{ID: c.row.ID, Envelope: slices.ContainsFunc(c.row.Reasons, func(r event.Reason) bool { return r.Code == event.CodeInvalidEnvelope })}
 		}
-		c.eventID = r.ID
-		if r.Envelope {
-			c.eventID = uuid.NewSHA1(replayNamespace, r.ID[:])
+		c.eventID = root.ID
+		if root.Envelope {
+			c.eventID = uuid.NewSHA1(replayNamespace, root.ID[:])
 		}
 	}
 	return nil
-}
-
-// hasEnvelopeReason reports whether reasons (JSON) has invalid_envelope.
-func hasEnvelopeReason(reasons []byte) bool {
-	var rs event.Reasons
-	if json.Unmarshal(reasons, &rs) != nil {
-		return false
-	}
-	return slices.ContainsFunc(rs, func(r event.Reason) bool { return r.Code == event.CodeInvalidEnvelope })
-}
-
-// nextAttempts counts one more replay attempt of each record and returns
-// the attempt numbers.
-func (s *Store) nextAttempts(ctx context.Context, ids []string) (map[uuid.UUID]int, error) {
-	const q = `UPDATE errors SET replay_attempts = replay_attempts + 1 WHERE id = ANY($1::uuid[]) RETURNING id, replay_attempts`
-	var rows []struct {
-		ID      uuid.UUID `db:"id"`
-		Attempt int       `db:"replay_attempts"`
-	}
-	if err := s.selectRows(ctx, &rows, q, pq.Array(ids)); err != nil {
-		return nil, err
-	}
-	out := make(map[uuid.UUID]int, len(rows))
-	for _, r := range rows {
-		out[r.ID] = r.Attempt
-	}
-	return out, nil
-}
-
-// markReplayed records that records ids were replayed as events (same
-// order), now.
-func (s *Store) markReplayed(ctx context.Context, ids, events []string) error {
-	const q = `
-		UPDATE errors e SET replayed_as = t.event_id, replayed_at = now()
-		FROM unnest($1::uuid[], $2::uuid[]) AS t(id, event_id) WHERE e.id = t.id`
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	if _, err := s.db.ExecContext(ctx, q, pq.Array(ids), pq.Array(events)); err != nil {
-		return fmt.Errorf("record replays: %w", err)
-	}
-	return nil
-}
-
-// strictTypes reports whether application app accepts only event types
-// that have a schema.
-func (s *Store) strictTypes(ctx context.Context, app uuid.UUID) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	set, err := auth.ReadSettings(ctx, s.db, app) // an unknown application is not strict
-	if err != nil {
-		return false, fmt.Errorf("strict types of %s: %w", app, err)
-	}
-	return set[app].StrictTypes, nil
 }
 
 // schemaCache builds the registry of the schema versions the validators
@@ -487,15 +450,9 @@ type schemaCache struct {
 	compiled map[string]*schema.Schema // by contract.SchemaKey
 }
 
-func (c *schemaCache) registry(ctx context.Context, s *Store) (*schema.Registry, error) {
-	var rows []struct {
-		Category string `db:"category"`
-		Name     string `db:"name"`
-		Version  int    `db:"version"`
-		Schema   []byte `db:"schema"`
-	}
-	const q = `SELECT category, name, version, schema FROM event_schemas WHERE published_at IS NOT NULL`
-	if err := s.selectRows(ctx, &rows, q); err != nil {
+func (c *schemaCache) registry(ctx context.Context, s Replays) (*schema.Registry, error) {
+	rows, err := s.PublishedSchemas(ctx)
+	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()

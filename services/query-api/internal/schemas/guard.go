@@ -53,38 +53,22 @@ type Failure struct {
 }
 
 // impact validates the type's n most recent stored events against sc.
-func (s *Store) impact(ctx context.Context, sc *schema.Schema, n int) (Impact, error) {
-	const q = `
-		SELECT id, data FROM events WHERE category = $1 AND name = $2
-		ORDER BY "timestamp" DESC, id DESC LIMIT $3`
+func (s *Service) impact(ctx context.Context, sc *schema.Schema, n int) (Impact, error) {
 	imp := Impact{Category: sc.Category, Name: sc.Name, Samples: []Failure{}}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	rows, err := s.db.QueryContext(ctx, q, sc.Category, sc.Name, n)
+	events, err := s.store.RecentEvents(ctx, sc.Category, sc.Name, n)
 	if err != nil {
 		return imp, fmt.Errorf("check stored events: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			id   uuid.UUID
-			data []byte
-		)
-		if err := rows.Scan(&id, &data); err != nil {
-			return imp, fmt.Errorf("check stored events: %w", err)
-		}
+	for _, e := range events {
 		imp.Checked++
-		reasons := sc.Validate(data)
+		reasons := sc.Validate(e.Data)
 		if len(reasons) == 0 {
 			continue
 		}
 		imp.Failing++
 		if len(imp.Samples) < MaxSamples {
-			imp.Samples = append(imp.Samples, Failure{EventID: id, Pointer: reasons[0].Field, Message: reasons[0].Message})
+			imp.Samples = append(imp.Samples, Failure{EventID: e.ID, Pointer: reasons[0].Field, Message: reasons[0].Message})
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return imp, fmt.Errorf("check stored events: %w", err)
 	}
 	return imp, nil
 }

@@ -15,7 +15,7 @@ import (
 // stored with other content is an error (ErrConflict), as is a file that
 // does not compile. It returns how many versions it added. The Publisher
 // puts the added versions on the schemas topic.
-func LoadDir(ctx context.Context, store *Store, dir string) (added int, err error) {
+func LoadDir(ctx context.Context, store Store, dir string) (added int, err error) {
 	if _, err := os.Stat(dir); err != nil {
 		return 0, fmt.Errorf("schema dir: %w", err)
 	}

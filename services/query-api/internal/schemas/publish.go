@@ -18,7 +18,7 @@ type Producer interface {
 
 // PublisherConfig configures a Publisher.
 type PublisherConfig struct {
-	Store    *Store
+	Store    Store
 	Producer Producer
 	Topic    string // the schemas topic (contract.Topics.Schemas)
 	// Ensure creates the topic (kafkax.EnsureCompactedTopic); Run calls it

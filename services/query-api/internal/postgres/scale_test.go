@@ -1,4 +1,4 @@
-package query
+package postgres
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/services/query-api/internal/paging"
+	"github.com/the-eye/eye/services/query-api/internal/query"
 )
 
 // row is an event to insert directly.
@@ -61,9 +62,9 @@ func count(t *testing.T, db *sqlx.DB, q string, args ...any) int {
 // walk pages through list with limit n following next and returns every
 // event seen; it then follows previous back from the last page and checks
 // that it meets the same pages in reverse.
-func walk(t *testing.T, n int, list func(paging.Request) ([]Event, paging.Links, error)) []Event {
+func walk(t *testing.T, n int, list func(paging.Request) ([]query.Event, paging.Links, error)) []query.Event {
 	t.Helper()
-	var pages [][]Event
+	var pages [][]query.Event
 	var last paging.Links
 	cursor := ""
 	for len(pages) < 1000 {
@@ -102,14 +103,14 @@ func walk(t *testing.T, n int, list func(paging.Request) ([]Event, paging.Links,
 	if len(pages) > 1 && last.Previous != nil {
 		t.Fatalf("the first page, reached going back, has a previous page")
 	}
-	var all []Event
+	var all []query.Event
 	for _, p := range pages {
 		all = append(all, p...)
 	}
 	return all
 }
 
-func idList(events []Event) string {
+func idList(events []query.Event) string {
 	var b strings.Builder
 	for _, e := range events {
 		b.WriteString(e.ID.String()[:8] + " ")
@@ -117,7 +118,7 @@ func idList(events []Event) string {
 	return b.String()
 }
 
-func ids(events []Event) []uuid.UUID {
+func ids(events []query.Event) []uuid.UUID {
 	out := make([]uuid.UUID, len(events))
 	for i, e := range events {
 		out[i] = e.ID
@@ -139,8 +140,8 @@ func TestTimelineInTheOrderThingsHappened(t *testing.T) {
 	got := insertRows(t, db, want...)
 	insertRows(t, db, row{app, uuid.New(), "c", "n", t0.Add(7 * time.Second)})
 
-	timeline := walk(t, 2, func(p paging.Request) ([]Event, paging.Links, error) {
-		return s.Timeline(ctx, Scope{AppID: app}, session, p)
+	timeline := walk(t, 2, func(p paging.Request) ([]query.Event, paging.Links, error) {
+		return s.Timeline(ctx, query.Scope{AppID: app}, session, p)
 	})
 	if len(timeline) != len(want) {
 		t.Fatalf("timeline has %d events, want %d", len(timeline), len(want))
@@ -157,15 +158,15 @@ func TestTimelineInTheOrderThingsHappened(t *testing.T) {
 		}
 	}
 
-	if _, _, err := s.Timeline(ctx, Scope{AppID: uuid.New()}, session, paging.Request{}); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.Timeline(ctx, query.Scope{AppID: uuid.New()}, session, paging.Request{}); !errors.Is(err, query.ErrNotFound) {
 		t.Fatalf("another application's session: %v", err)
 	}
-	if _, _, err := s.Timeline(ctx, Scope{}, uuid.New(), paging.Request{}); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.Timeline(ctx, query.Scope{}, uuid.New(), paging.Request{}); !errors.Is(err, query.ErrNotFound) {
 		t.Fatalf("an unknown session: %v", err)
 	}
 	registered := uuid.New()
 	db.MustExec(`INSERT INTO sessions (id, app_id, created_at, registered_at) VALUES ($1, $2, now(), now())`, registered, app)
-	if list, links, err := s.Timeline(ctx, Scope{AppID: app}, registered, paging.Request{}); err != nil || len(list) != 0 || links != (paging.Links{}) {
+	if list, links, err := s.Timeline(ctx, query.Scope{AppID: app}, registered, paging.Request{}); err != nil || len(list) != 0 || links != (paging.Links{}) {
 		t.Fatalf("a session without events: %v %v %+v", err, list, links)
 	}
 }
@@ -188,30 +189,32 @@ func TestAdminListsMergeApplications(t *testing.T) {
 
 	for _, c := range []struct {
 		name string
-		f    EventFilter
+		f    query.EventFilter
 	}{
-		{"all, newest first", EventFilter{}},
-		{"all, oldest first", EventFilter{Order: Oldest}},
-		{"a category", EventFilter{Category: "form"}},
-		{"a name over a range", EventFilter{Name: "click", From: ptr(t0.Add(3 * time.Minute)), To: ptr(t0.Add(15 * time.Minute)), Order: Oldest}},
+		{"all, newest first", query.EventFilter{}},
+		{"all, oldest first", query.EventFilter{Order: query.Oldest}},
+		{"a category", query.EventFilter{Category: "form"}},
+		{"a name over a range", query.EventFilter{Name: "click", From: ptr(t0.Add(3 * time.Minute)), To: ptr(t0.Add(15 * time.Minute)), Order: query.Oldest}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var want []Event
+			var want []query.Event
 			for _, app := range apps {
 				f := c.f
 				f.Application = &app
-				want = append(want, walk(t, 1000, func(p paging.Request) ([]Event, paging.Links, error) { return s.Events(ctx, Scope{}, f, p) })...)
+				want = append(want, walk(t, 1000, func(p paging.Request) ([]query.Event, paging.Links, error) { return s.Events(ctx, query.Scope{}, f, p) })...)
 			}
-			slices.SortFunc(want, func(a, b Event) int {
+			slices.SortFunc(want, func(a, b query.Event) int {
 				if n := a.Timestamp.Compare(b.Timestamp.Time); n != 0 {
 					return n
 				}
 				return strings.Compare(a.ID.String(), b.ID.String())
 			})
-			if c.f.Order != Oldest {
+			if c.f.Order != query.Oldest {
 				slices.Reverse(want)
 			}
-			got := walk(t, 3, func(p paging.Request) ([]Event, paging.Links, error) { return s.Events(ctx, Scope{}, c.f, p) })
+			got := walk(t, 3, func(p paging.Request) ([]query.Event, paging.Links, error) {
+				return s.Events(ctx, query.Scope{}, c.f, p)
+			})
 			if len(want) == 0 || !slices.Equal(ids(got), ids(want)) {
 				t.Fatalf("merged pages:\n%v\nwant\n%v", ids(got), ids(want))
 			}
@@ -220,7 +223,7 @@ func TestAdminListsMergeApplications(t *testing.T) {
 
 	// The application filter narrows an admin's view, and gives a read key
 	// nothing outside its own application.
-	mine, _, err := s.Events(ctx, Scope{}, EventFilter{Application: &apps[1]}, paging.Request{Limit: 1000})
+	mine, _, err := s.Events(ctx, query.Scope{}, query.EventFilter{Application: &apps[1]}, paging.Request{Limit: 1000})
 	if err != nil || len(mine) == 0 {
 		t.Fatalf("admin, one application: %v %d", err, len(mine))
 	}
@@ -229,10 +232,10 @@ func TestAdminListsMergeApplications(t *testing.T) {
 			t.Fatalf("event of %s in application %s's list", e.ApplicationID, apps[1])
 		}
 	}
-	if own, _, err := s.Events(ctx, Scope{AppID: apps[1]}, EventFilter{Application: &apps[1]}, paging.Request{}); err != nil || len(own) != len(mine) {
+	if own, _, err := s.Events(ctx, query.Scope{AppID: apps[1]}, query.EventFilter{Application: &apps[1]}, paging.Request{}); err != nil || len(own) != len(mine) {
 		t.Fatalf("read key filtering its own application: %v %d", err, len(own))
 	}
-	if other, _, err := s.Events(ctx, Scope{AppID: apps[0]}, EventFilter{Application: &apps[1]}, paging.Request{}); err != nil || len(other) != 0 {
+	if other, _, err := s.Events(ctx, query.Scope{AppID: apps[0]}, query.EventFilter{Application: &apps[1]}, paging.Request{}); err != nil || len(other) != 0 {
 		t.Fatalf("read key filtering another application: %v %d events", err, len(other))
 	}
 }
@@ -255,13 +258,13 @@ func TestStatsBucketsAndGroups(t *testing.T) {
 		row{other, uuid.New(), "page", "view", at(10 * time.Second)},
 		row{app, uuid.New(), "page", "view", at(-time.Second)}, // before the range
 	)
-	day := StatsFilter{From: t0, To: t0.Add(48 * time.Hour)}
+	day := query.StatsFilter{From: t0, To: t0.Add(48 * time.Hour)}
 	type want struct {
 		bucket         time.Time
 		category, name string
 		n              int64
 	}
-	check := func(t *testing.T, sc Scope, f StatsFilter, wants ...want) {
+	check := func(t *testing.T, sc query.Scope, f query.StatsFilter, wants ...want) {
 		t.Helper()
 		got, err := s.Stats(ctx, sc, f)
 		if err != nil {
@@ -286,55 +289,55 @@ func TestStatsBucketsAndGroups(t *testing.T) {
 	}
 	t.Run("minute buckets by category", func(t *testing.T) {
 		f := day
-		f.Bucket, f.ByCategory, f.To = Minute, true, t0.Add(2*time.Hour)
-		check(t, Scope{AppID: app}, f,
+		f.Bucket, f.ByCategory, f.To = query.Minute, true, t0.Add(2*time.Hour)
+		check(t, query.Scope{AppID: app}, f,
 			want{t0, "page", "", 3}, want{at(time.Minute), "form", "", 1}, want{at(65 * time.Minute), "page", "", 1})
 	})
 	t.Run("hour buckets by name", func(t *testing.T) {
 		f := day
-		f.Bucket, f.ByName = Hour, true
-		check(t, Scope{AppID: app}, f,
+		f.Bucket, f.ByName = query.Hour, true
+		check(t, query.Scope{AppID: app}, f,
 			want{t0, "", "click", 1}, want{t0, "", "submit", 1}, want{t0, "", "view", 2},
 			want{at(time.Hour), "", "view", 1}, want{at(26 * time.Hour), "", "view", 1})
 	})
 	t.Run("day buckets by category and name, UTC days", func(t *testing.T) {
 		f := day
-		f.Bucket, f.ByCategory, f.ByName = Day, true, true
+		f.Bucket, f.ByCategory, f.ByName = query.Day, true, true
 		midnight := time.Date(2021, 6, 15, 0, 0, 0, 0, time.UTC)
-		check(t, Scope{AppID: app}, f,
+		check(t, query.Scope{AppID: app}, f,
 			want{midnight, "form", "submit", 1}, want{midnight, "page", "click", 1}, want{midnight, "page", "view", 3},
 			want{midnight.Add(24 * time.Hour), "page", "view", 1})
 	})
 	t.Run("totals, inclusive bounds", func(t *testing.T) {
-		f := StatsFilter{Bucket: Hour, From: t0, To: at(time.Minute)}
-		check(t, Scope{AppID: app}, f, want{t0, "", "", 4})
+		f := query.StatsFilter{Bucket: query.Hour, From: t0, To: at(time.Minute)}
+		check(t, query.Scope{AppID: app}, f, want{t0, "", "", 4})
 	})
 	t.Run("filters", func(t *testing.T) {
 		f := day
-		f.Bucket, f.Category, f.Name = Day, "page", "view"
-		check(t, Scope{AppID: app}, f, want{t0.Truncate(24 * time.Hour), "", "", 3}, want{t0.Truncate(24 * time.Hour).Add(24 * time.Hour), "", "", 1})
+		f.Bucket, f.Category, f.Name = query.Day, "page", "view"
+		check(t, query.Scope{AppID: app}, f, want{t0.Truncate(24 * time.Hour), "", "", 3}, want{t0.Truncate(24 * time.Hour).Add(24 * time.Hour), "", "", 1})
 		f = day
-		f.Bucket, f.Session, f.ByCategory = Hour, &session, true
-		check(t, Scope{}, f, want{t0, "form", "", 1}, want{t0, "page", "", 3})
+		f.Bucket, f.Session, f.ByCategory = query.Hour, &session, true
+		check(t, query.Scope{}, f, want{t0, "form", "", 1}, want{t0, "page", "", 3})
 	})
 	t.Run("admin counts every application, or one", func(t *testing.T) {
-		f := StatsFilter{Bucket: Hour, From: t0, To: at(59 * time.Minute)}
-		check(t, Scope{}, f, want{t0, "", "", 5})
+		f := query.StatsFilter{Bucket: query.Hour, From: t0, To: at(59 * time.Minute)}
+		check(t, query.Scope{}, f, want{t0, "", "", 5})
 		f.Application = &other
-		check(t, Scope{}, f, want{t0, "", "", 1})
-		check(t, Scope{AppID: app}, f) // a read key filtering another application
+		check(t, query.Scope{}, f, want{t0, "", "", 1})
+		check(t, query.Scope{AppID: app}, f) // a read key filtering another application
 	})
 	t.Run("limits", func(t *testing.T) {
-		if _, err := s.Stats(ctx, Scope{}, StatsFilter{Bucket: Minute, From: t0, To: t0.Add(MaxBuckets * time.Minute)}); !errors.Is(err, ErrTooManyBuckets) {
-			t.Fatalf("%d minute buckets: %v", MaxBuckets+1, err)
+		if _, err := s.Stats(ctx, query.Scope{}, query.StatsFilter{Bucket: query.Minute, From: t0, To: t0.Add(query.MaxBuckets * time.Minute)}); !errors.Is(err, query.ErrTooManyBuckets) {
+			t.Fatalf("%d minute buckets: %v", query.MaxBuckets+1, err)
 		}
-		if _, err := s.Stats(ctx, Scope{}, StatsFilter{Bucket: Minute, From: t0, To: t0.Add((MaxBuckets - 1) * time.Minute)}); err != nil {
-			t.Fatalf("%d minute buckets: %v", MaxBuckets, err)
+		if _, err := s.Stats(ctx, query.Scope{}, query.StatsFilter{Bucket: query.Minute, From: t0, To: t0.Add((query.MaxBuckets - 1) * time.Minute)}); err != nil {
+			t.Fatalf("%d minute buckets: %v", query.MaxBuckets, err)
 		}
-		if _, err := s.Stats(ctx, Scope{}, StatsFilter{Bucket: Hour, From: t0, To: t0.Add(-time.Second)}); !errors.Is(err, ErrBadRange) {
+		if _, err := s.Stats(ctx, query.Scope{}, query.StatsFilter{Bucket: query.Hour, From: t0, To: t0.Add(-time.Second)}); !errors.Is(err, query.ErrBadRange) {
 			t.Fatalf("to before from: %v", err)
 		}
-		if _, err := s.Stats(ctx, Scope{}, StatsFilter{Bucket: "week", From: t0, To: t0}); !errors.Is(err, ErrBadRange) {
+		if _, err := s.Stats(ctx, query.Scope{}, query.StatsFilter{Bucket: "week", From: t0, To: t0}); !errors.Is(err, query.ErrBadRange) {
 			t.Fatalf("unknown bucket: %v", err)
 		}
 	})
@@ -345,27 +348,27 @@ func TestEveryChangeIsAudited(t *testing.T) {
 	ctx := context.Background()
 	app, session := uuid.New(), uuid.New()
 	id := insertRows(t, db, row{app, session, "c", "n", time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)})[0]
-	by := Actor{KeyID: uuid.New(), AppID: uuid.New()}
+	by := query.Actor{KeyID: uuid.New(), AppID: uuid.New()}
 
-	v1, _ := s.Event(ctx, Scope{}, id)
-	v2, err := s.Replace(ctx, Scope{}, by, id, v1.ETag(), map[string]json.RawMessage{
+	v1, _ := s.Event(ctx, query.Scope{}, id)
+	v2, err := s.Replace(ctx, query.Scope{}, by, id, v1.ETag(), map[string]json.RawMessage{
 		"category": json.RawMessage(`"page"`), "name": json.RawMessage(`"view"`),
 		"data": json.RawMessage(`{"b":2}`), "timestamp": json.RawMessage(`"2021-01-01 00:00:01"`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Patch(ctx, Scope{}, by, id, v1.ETag(), map[string]json.RawMessage{"name": json.RawMessage(`"x"`)}); !errors.Is(err, ErrPrecondition) {
+	if _, err := s.Patch(ctx, query.Scope{}, by, id, v1.ETag(), map[string]json.RawMessage{"name": json.RawMessage(`"x"`)}); !errors.Is(err, query.ErrPrecondition) {
 		t.Fatalf("stale patch: %v", err)
 	}
-	v3, err := s.Patch(ctx, Scope{}, by, id, v2.ETag(), map[string]json.RawMessage{"name": json.RawMessage(`"click"`)})
+	v3, err := s.Patch(ctx, query.Scope{}, by, id, v2.ETag(), map[string]json.RawMessage{"name": json.RawMessage(`"click"`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Delete(ctx, Scope{}, by, id, v3.ETag()); err != nil {
+	if err := s.Delete(ctx, query.Scope{}, by, id, v3.ETag()); err != nil {
 		t.Fatal(err)
 	}
 
-	var entries []AuditEntry
+	var entries []query.AuditEntry
 	cursor := ""
 	for {
 		page, links, err := s.Audit(ctx, id, paging.Request{Limit: 2, Cursor: cursor})
@@ -383,8 +386,8 @@ func TestEveryChangeIsAudited(t *testing.T) {
 	}
 	for i, w := range []struct {
 		action        string
-		before, after *Event
-	}{{ActionReplace, &v1, &v2}, {ActionPatch, &v2, &v3}, {ActionDelete, &v3, nil}} {
+		before, after *query.Event
+	}{{query.ActionReplace, &v1, &v2}, {query.ActionPatch, &v2, &v3}, {query.ActionDelete, &v3, nil}} {
 		e := entries[i]
 		if e.Action != w.action || e.EventID != id || e.SessionID != session || e.ActorKeyID != by.KeyID || e.ActorAppID != by.AppID || e.At.IsZero() {
 			t.Fatalf("entry %d: %+v, want %s by %+v", i, e, w.action, by)
@@ -399,7 +402,7 @@ func TestEveryChangeIsAudited(t *testing.T) {
 			t.Fatalf("entry %d is older than entry %d", i, i-1)
 		}
 	}
-	if _, _, err := s.Audit(ctx, uuid.New(), paging.Request{}); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.Audit(ctx, uuid.New(), paging.Request{}); !errors.Is(err, query.ErrNotFound) {
 		t.Fatalf("audit of an unknown event: %v", err)
 	}
 	other := insertRows(t, db, row{app, session, "c", "n", time.Now().Add(-time.Hour)})[0]
@@ -437,24 +440,24 @@ func TestEraseSession(t *testing.T) {
 	insertError(t, db, app, &session)
 	insertError(t, db, app, &kept)
 	insertError(t, db, app, nil)
-	by := Actor{KeyID: uuid.New(), AppID: uuid.New()}
+	by := query.Actor{KeyID: uuid.New(), AppID: uuid.New()}
 	// Audit entries of a changed event and of a deleted one.
-	if _, err := s.Patch(ctx, Scope{}, by, evs[0], "", map[string]json.RawMessage{"name": json.RawMessage(`"x"`)}); err != nil {
+	if _, err := s.Patch(ctx, query.Scope{}, by, evs[0], "", map[string]json.RawMessage{"name": json.RawMessage(`"x"`)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Delete(ctx, Scope{}, by, evs[1], ""); err != nil {
+	if err := s.Delete(ctx, query.Scope{}, by, evs[1], ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Patch(ctx, Scope{}, by, evs[3], "", map[string]json.RawMessage{"name": json.RawMessage(`"x"`)}); err != nil {
+	if _, err := s.Patch(ctx, query.Scope{}, by, evs[3], "", map[string]json.RawMessage{"name": json.RawMessage(`"x"`)}); err != nil {
 		t.Fatal(err)
 	}
 
 	pub := &publisher{fail: errors.New("kafka is down")}
-	e, err := NewEraser(s, pub, "eye.erasures.v1", time.Second)
+	e, err := query.NewEraser(storeOn(t, db), pub, "eye.erasures.v1", time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Erase(ctx, by, session); !errors.Is(err, ErrNotPublished) {
+	if _, err := e.Erase(ctx, by, session); !errors.Is(err, query.ErrNotPublished) {
 		t.Fatalf("erasure without Kafka: %v", err)
 	}
 	if n := count(t, db, `SELECT count(*) FROM events WHERE session_id = $1`, session); n != 2 {
@@ -494,7 +497,7 @@ func TestEraseSession(t *testing.T) {
 	if n := count(t, db, `SELECT count(*) FROM event_audit`); n != 1 {
 		t.Fatalf("%d audit entries left, want the other session's 1", n)
 	}
-	if _, _, err := s.Audit(ctx, evs[1], paging.Request{}); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.Audit(ctx, evs[1], paging.Request{}); !errors.Is(err, query.ErrNotFound) {
 		t.Fatalf("audit of an erased, deleted event: %v", err)
 	}
 

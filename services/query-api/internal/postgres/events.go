@@ -1,4 +1,4 @@
-package query
+package postgres
 
 import (
 	"context"
@@ -14,28 +14,42 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/the-eye/eye/pkg/contract"
-	"github.com/the-eye/eye/pkg/event"
+	"github.com/the-eye/eye/pkg/sessions"
 	"github.com/the-eye/eye/services/query-api/internal/apitime"
 	"github.com/the-eye/eye/services/query-api/internal/paging"
+	"github.com/the-eye/eye/services/query-api/internal/query"
 )
 
-// Store reads and changes events, sessions and errors in Postgres.
+// Store is the query domain's storage: events, sessions (through
+// pkg/sessions, their owner), error records, the audit of edits,
+// erasures and replays, in Postgres. It implements query.Store,
+// query.Erasures and query.Replays.
 type Store struct {
-	db      *sqlx.DB
-	rules   event.Rules
-	timeout time.Duration
-	now     func() time.Time
+	db       *sqlx.DB
+	sessions *sessions.Store
+	timeout  time.Duration
 }
 
-// NewStore returns a Store; every statement runs under timeout.
-func NewStore(db *sqlx.DB, rules event.Rules, timeout time.Duration) (*Store, error) {
+var (
+	_ query.Store    = (*Store)(nil)
+	_ query.Erasures = (*Store)(nil)
+	_ query.Replays  = (*Store)(nil)
+)
+
+// NewStore returns a Store on db; every statement (or transaction) runs
+// under timeout.
+func NewStore(db *sqlx.DB, timeout time.Duration) (*Store, error) {
 	if db == nil {
-		return nil, errors.New("query: nil db")
+		return nil, errors.New("postgres: nil db")
 	}
 	if timeout <= 0 {
-		return nil, errors.New("query: timeout must be positive")
+		return nil, errors.New("postgres: timeout must be positive")
 	}
-	return &Store{db: db, rules: rules, timeout: timeout, now: time.Now}, nil
+	ss, err := sessions.New(db)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, sessions: ss, timeout: timeout}, nil
 }
 
 // list is one keyset-paginated query: rows ordered by (orderCol, id).
@@ -51,8 +65,8 @@ func (l *list) add(cond string, arg any) {
 
 // direction is the SQL sort direction of order and the comparison that
 // selects the rows after a cursor.
-func direction(order Order) (dir, cmp string) {
-	if order == Oldest {
+func direction(order query.Order) (dir, cmp string) {
+	if order == query.Oldest {
 		return "ASC", ">"
 	}
 	return "DESC", "<"
@@ -138,7 +152,7 @@ func pageOf[R, T any](w window, rows []R, conv func(R) (T, error), at func(R) po
 // scope limits the rows to what s may see, narrowed to application app
 // when given (an application outside s matches nothing). It reports whether
 // the rows are those of one application.
-func (l *list) scope(s Scope, app *uuid.UUID) bool {
+func (l *list) scope(s query.Scope, app *uuid.UUID) bool {
 	if s.AppID != uuid.Nil {
 		l.add("app_id = ?", s.AppID)
 	}
@@ -175,8 +189,8 @@ type eventRow struct {
 	ReplayedFrom uuid.NullUUID `db:"replayed_from"`
 }
 
-func (r eventRow) toEvent() Event {
-	e := Event{ID: r.ID, ApplicationID: r.AppID, SessionID: r.SessionID, Session: SessionRef{ID: r.SessionID}, Category: r.Category, Name: r.Name,
+func (r eventRow) toEvent() query.Event {
+	e := query.Event{ID: r.ID, ApplicationID: r.AppID, SessionID: r.SessionID, Session: query.SessionRef{ID: r.SessionID}, Category: r.Category, Name: r.Name,
 		Data: r.Data, Timestamp: apitime.New(r.Timestamp), ClientTimestamp: apitime.Null(r.ClientTS), ReceivedAt: apitime.New(r.ReceivedAt),
 		Version: r.Version, UpdatedAt: apitime.Null(r.UpdatedAt)}
 	if r.ReplayedFrom.Valid {
@@ -185,11 +199,8 @@ func (r eventRow) toEvent() Event {
 	return e
 }
 
-// Events lists events matching f, one page at a time.
-func (s *Store) Events(ctx context.Context, sc Scope, f EventFilter, p paging.Request) ([]Event, paging.Links, error) {
-	if f.Order == "" {
-		f.Order = Newest
-	}
+// Events implements query.Reader.
+func (s *Store) Events(ctx context.Context, sc query.Scope, f query.EventFilter, p paging.Request) ([]query.Event, paging.Links, error) {
 	w, err := openWindow("events", f.Order, p)
 	if err != nil {
 		return nil, paging.Links{}, err
@@ -217,21 +228,8 @@ func (s *Store) Events(ctx context.Context, sc Scope, f EventFilter, p paging.Re
 	if err := s.selectRows(ctx, &rows, q, args...); err != nil {
 		return nil, paging.Links{}, err
 	}
-	return pageOf(w, rows, func(r eventRow) (Event, error) { return r.toEvent(), nil },
+	return pageOf(w, rows, func(r eventRow) (query.Event, error) { return r.toEvent(), nil },
 		func(r eventRow) pos { return pos{r.Timestamp, r.ID} })
-}
-
-// Timeline lists a session's events in the order they happened (oldest
-// first), one page at a time. A session sc cannot see is ErrNotFound.
-func (s *Store) Timeline(ctx context.Context, sc Scope, session uuid.UUID, p paging.Request) ([]Event, paging.Links, error) {
-	list, links, err := s.Events(ctx, sc, EventFilter{Session: &session, Order: Oldest}, p)
-	if err != nil || len(list) > 0 || p.Cursor != "" {
-		return list, links, err
-	}
-	if _, err := s.Session(ctx, sc, session); err != nil {
-		return nil, paging.Links{}, err
-	}
-	return list, links, nil
 }
 
 type statRow struct {
@@ -241,17 +239,8 @@ type statRow struct {
 	Count    int64          `db:"count"`
 }
 
-// Stats counts the events matching f per time bucket and group, ordered by
-// bucket, category, name (byte order). Buckets without events are left out.
-func (s *Store) Stats(ctx context.Context, sc Scope, f StatsFilter) ([]Stat, error) {
-	width := f.Bucket.Duration()
-	if width == 0 || f.To.Before(f.From) {
-		return nil, ErrBadRange
-	}
-	// time.Truncate counts from the zero time, a UTC midnight.
-	if f.To.Truncate(width).Sub(f.From.Truncate(width))/width+1 > MaxBuckets {
-		return nil, ErrTooManyBuckets
-	}
+// Stats implements query.Reader: buckets without events are left out.
+func (s *Store) Stats(ctx context.Context, sc query.Scope, f query.StatsFilter) ([]query.Stat, error) {
 	var l list
 	oneApp := l.scope(sc, f.Application)
 	if f.Session != nil {
@@ -286,7 +275,7 @@ func (s *Store) Stats(ctx context.Context, sc Scope, f StatsFilter) ([]Stat, err
 	q := fmt.Sprintf(`SELECT date_bin('1 %s', e."timestamp", TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket,
 	%s AS category, %s AS name, count(*) AS count
 FROM %s
-GROUP BY 1, 2, 3 LIMIT %s`, f.Bucket, category, name, source, l.param(MaxStats+1))
+GROUP BY 1, 2, 3 LIMIT %s`, f.Bucket, category, name, source, l.param(query.MaxStats+1))
 	if !oneApp && f.Session == nil {
 		q = appsCTE + "\n" + q
 	}
@@ -294,8 +283,8 @@ GROUP BY 1, 2, 3 LIMIT %s`, f.Bucket, category, name, source, l.param(MaxStats+1
 	if err != nil {
 		return nil, err
 	}
-	if len(rows) > MaxStats {
-		return nil, ErrTooManyStats
+	if len(rows) > query.MaxStats {
+		return nil, query.ErrTooManyStats
 	}
 	slices.SortFunc(rows, func(a, b statRow) int {
 		if n := a.Bucket.Compare(b.Bucket); n != 0 {
@@ -306,9 +295,9 @@ GROUP BY 1, 2, 3 LIMIT %s`, f.Bucket, category, name, source, l.param(MaxStats+1
 		}
 		return strings.Compare(a.Name.String, b.Name.String)
 	})
-	out := make([]Stat, len(rows))
+	out := make([]query.Stat, len(rows))
 	for i, r := range rows {
-		out[i] = Stat{Bucket: apitime.New(r.Bucket), Count: r.Count}
+		out[i] = query.Stat{Bucket: apitime.New(r.Bucket), Count: r.Count}
 		if r.Category.Valid {
 			out[i].Category = &r.Category.String
 		}
@@ -319,8 +308,8 @@ GROUP BY 1, 2, 3 LIMIT %s`, f.Bucket, category, name, source, l.param(MaxStats+1
 	return out, nil
 }
 
-// Event returns one event visible in sc.
-func (s *Store) Event(ctx context.Context, sc Scope, id uuid.UUID) (Event, error) {
+// Event implements query.Reader.
+func (s *Store) Event(ctx context.Context, sc query.Scope, id uuid.UUID) (query.Event, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	var r eventRow
@@ -328,48 +317,53 @@ func (s *Store) Event(ctx context.Context, sc Scope, id uuid.UUID) (Event, error
 	return r.toEvent(), notFound(err)
 }
 
-const sessionCols = `id, app_id, created_at, registered_at, first_event_at, last_event_at, event_count`
-
-type sessionRow struct {
-	ID           uuid.UUID    `db:"id"`
-	AppID        uuid.UUID    `db:"app_id"`
-	CreatedAt    time.Time    `db:"created_at"`
-	RegisteredAt sql.NullTime `db:"registered_at"`
-	FirstEventAt sql.NullTime `db:"first_event_at"`
-	LastEventAt  sql.NullTime `db:"last_event_at"`
-	EventCount   int64        `db:"event_count"`
-}
-
-func (r sessionRow) toSession() Session {
-	return Session{ID: r.ID, ApplicationID: r.AppID, CreatedAt: apitime.New(r.CreatedAt), RegisteredAt: apitime.Null(r.RegisteredAt),
+func toSession(r sessions.Row) query.Session {
+	return query.Session{ID: r.ID, ApplicationID: r.AppID, CreatedAt: apitime.New(r.CreatedAt), RegisteredAt: apitime.Null(r.RegisteredAt),
 		FirstEventAt: apitime.Null(r.FirstEventAt), LastEventAt: apitime.Null(r.LastEventAt), EventCount: r.EventCount}
 }
 
-// Sessions lists sessions, newest first.
-func (s *Store) Sessions(ctx context.Context, sc Scope, f SessionFilter, p paging.Request) ([]Session, paging.Links, error) {
-	w, err := openWindow("sessions", Newest, p)
+// Sessions implements query.Reader, newest first, through pkg/sessions.
+func (s *Store) Sessions(ctx context.Context, sc query.Scope, f query.SessionFilter, p paging.Request) ([]query.Session, paging.Links, error) {
+	w, err := openWindow("sessions", query.Newest, p)
 	if err != nil {
 		return nil, paging.Links{}, err
 	}
-	var l list
-	l.scope(sc, f.Application)
-	l.between("created_at", f.From, f.To)
-	q, args := l.page(sessionCols, "sessions", "created_at", w)
-	var rows []sessionRow
-	if err := s.selectRows(ctx, &rows, q, args...); err != nil {
-		return nil, paging.Links{}, err
+	q := sessions.PageQuery{From: f.From, To: f.To, Ascending: w.order == query.Oldest, Limit: w.limit + 1}
+	if sc.AppID != uuid.Nil {
+		q.Apps = append(q.Apps, sc.AppID)
 	}
-	return pageOf(w, rows, func(r sessionRow) (Session, error) { return r.toSession(), nil },
-		func(r sessionRow) pos { return pos{r.CreatedAt, r.ID} })
-}
-
-// Session returns one session visible in sc.
-func (s *Store) Session(ctx context.Context, sc Scope, id uuid.UUID) (Session, error) {
+	if f.Application != nil && *f.Application != sc.AppID {
+		q.Apps = append(q.Apps, *f.Application)
+	}
+	if w.after != nil {
+		q.After = &sessions.Position{CreatedAt: w.after.T, ID: w.after.ID}
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	var r sessionRow
-	err := s.db.GetContext(ctx, &r, `SELECT `+sessionCols+` FROM sessions WHERE id = $1 AND ($2::uuid IS NULL OR app_id = $2)`, id, scopeArg(sc))
-	return r.toSession(), notFound(err)
+	rows, err := s.sessions.Page(ctx, q)
+	if err != nil {
+		return nil, paging.Links{}, fmt.Errorf("query: %w", err)
+	}
+	return pageOf(w, rows, func(r sessions.Row) (query.Session, error) { return toSession(r), nil },
+		func(r sessions.Row) pos { return pos{r.CreatedAt, r.ID} })
+}
+
+// Session implements query.Reader, through pkg/sessions.
+func (s *Store) Session(ctx context.Context, sc query.Scope, id uuid.UUID) (query.Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	var app *uuid.UUID
+	if sc.AppID != uuid.Nil {
+		app = &sc.AppID
+	}
+	r, err := s.sessions.Get(ctx, id, app)
+	if errors.Is(err, sessions.ErrNotFound) {
+		return query.Session{}, query.ErrNotFound
+	}
+	if err != nil {
+		return query.Session{}, fmt.Errorf("query: %w", err)
+	}
+	return toSession(r), nil
 }
 
 const errorCols = `id, app_id, session_id, stage, reasons, payload, received_at, detected_at, ` + errorExtraCols
@@ -386,22 +380,22 @@ type errorRow struct {
 	errorExtra               // type, schema version, replay lineage (errors.go)
 }
 
-func (r errorRow) toError() (Error, error) {
-	e := Error{ID: r.ID, ApplicationID: r.AppID, Stage: r.Stage, Payload: contract.NewPayload(r.Payload),
+func (r errorRow) toError() (query.Error, error) {
+	e := query.Error{ID: r.ID, ApplicationID: r.AppID, Stage: r.Stage, Payload: contract.NewPayload(r.Payload),
 		ReceivedAt: apitime.New(r.ReceivedAt), DetectedAt: apitime.New(r.DetectedAt)}
 	if r.SessionID.Valid {
 		e.SessionID = &r.SessionID.UUID
 	}
 	r.errorExtra.fill(&e)
 	if err := json.Unmarshal(r.Reasons, &e.Reasons); err != nil {
-		return Error{}, fmt.Errorf("decode reasons of error %s: %w", r.ID, err)
+		return query.Error{}, fmt.Errorf("decode reasons of error %s: %w", r.ID, err)
 	}
 	return e, nil
 }
 
-// Errors lists error records, newest first.
-func (s *Store) Errors(ctx context.Context, sc Scope, f ErrorFilter, p paging.Request) ([]Error, paging.Links, error) {
-	w, err := openWindow("errors", Newest, p)
+// Errors implements query.Reader, newest first.
+func (s *Store) Errors(ctx context.Context, sc query.Scope, f query.ErrorFilter, p paging.Request) ([]query.Error, paging.Links, error) {
+	w, err := openWindow("errors", query.Newest, p)
 	if err != nil {
 		return nil, paging.Links{}, err
 	}
@@ -415,14 +409,14 @@ func (s *Store) Errors(ctx context.Context, sc Scope, f ErrorFilter, p paging.Re
 	return pageOf(w, rows, errorRow.toError, func(r errorRow) pos { return pos{r.DetectedAt, r.ID} })
 }
 
-// Error returns one error record visible in sc.
-func (s *Store) Error(ctx context.Context, sc Scope, id uuid.UUID) (Error, error) {
+// Error implements query.Reader and query.Replays.
+func (s *Store) Error(ctx context.Context, sc query.Scope, id uuid.UUID) (query.Error, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	var r errorRow
 	err := s.db.GetContext(ctx, &r, `SELECT `+errorCols+` FROM errors WHERE id = $1 AND ($2::uuid IS NULL OR app_id = $2)`, id, scopeArg(sc))
 	if err != nil {
-		return Error{}, notFound(err)
+		return query.Error{}, notFound(err)
 	}
 	return r.toError()
 }
@@ -459,7 +453,7 @@ func (s *Store) selectRows(ctx context.Context, dst any, q string, args ...any) 
 	return nil
 }
 
-func scopeArg(sc Scope) any {
+func scopeArg(sc query.Scope) any {
 	if sc.AppID == uuid.Nil {
 		return nil
 	}
@@ -468,7 +462,7 @@ func scopeArg(sc Scope) any {
 
 func notFound(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
-		return ErrNotFound
+		return query.ErrNotFound
 	}
 	if err != nil {
 		return fmt.Errorf("query: %w", err)

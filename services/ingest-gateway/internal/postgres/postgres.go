@@ -1,8 +1,8 @@
-// Package sessionstore records session registrations in Postgres for the
+// Package postgres records session registrations in Postgres for the
 // gateway, synchronously, so an application that registered a session can
 // send its events at once, strict sessions included. The SQL is
 // pkg/sessions', which owns the sessions table.
-package sessionstore
+package postgres
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package query
+package postgres
 
 import (
 	"context"
@@ -16,22 +16,34 @@ import (
 	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/testkit"
 	"github.com/the-eye/eye/services/query-api/internal/paging"
+	"github.com/the-eye/eye/services/query-api/internal/query"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m, pg.MigrateDSN) }
 
-func newStore(t *testing.T) (*Store, *sqlx.DB) {
+// newStore returns the query domain on a Store on a fresh database.
+func newStore(t *testing.T) (*query.Service, *sqlx.DB) {
 	t.Helper()
 	db, err := pg.Open(context.Background(), testkit.Postgres(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	s, err := NewStore(db, event.DefaultRules(), 5*time.Second)
+	s, err := query.NewService(storeOn(t, db), event.DefaultRules())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s, db
+}
+
+// storeOn returns a Store on db.
+func storeOn(t *testing.T, db *sqlx.DB) *Store {
+	t.Helper()
+	s, err := NewStore(db, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func insert(t *testing.T, db *sqlx.DB, app, session uuid.UUID, ts time.Time) uuid.UUID {
@@ -62,7 +74,7 @@ func TestConcurrentPatchesAllApply(t *testing.T) {
 			// Each patch sets data to the current data plus its own key: a
 			// lost update would drop a key.
 			for {
-				cur, err := s.Event(ctx, Scope{}, id)
+				cur, err := s.Event(ctx, query.Scope{}, id)
 				if err != nil {
 					t.Error(err)
 					return
@@ -71,8 +83,8 @@ func TestConcurrentPatchesAllApply(t *testing.T) {
 				json.Unmarshal(cur.Data, &data)
 				data[fmt.Sprint("k", i)] = i
 				b, _ := json.Marshal(data)
-				_, err = s.Patch(ctx, Scope{}, Actor{}, id, cur.ETag(), map[string]json.RawMessage{"data": b})
-				if errors.Is(err, ErrPrecondition) {
+				_, err = s.Patch(ctx, query.Scope{}, query.Actor{}, id, cur.ETag(), map[string]json.RawMessage{"data": b})
+				if errors.Is(err, query.ErrPrecondition) {
 					continue // somebody else won: read again
 				}
 				if err != nil {
@@ -83,7 +95,7 @@ func TestConcurrentPatchesAllApply(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	e, err := s.Event(ctx, Scope{}, id)
+	e, err := s.Event(ctx, query.Scope{}, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,17 +112,17 @@ func TestScopeHidesOtherApplications(t *testing.T) {
 	mine, theirs := uuid.New(), uuid.New()
 	insert(t, db, mine, uuid.New(), time.Now().Add(-time.Hour))
 	other := insert(t, db, theirs, uuid.New(), time.Now().Add(-time.Hour))
-	if _, err := s.Event(ctx, Scope{AppID: mine}, other); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Event(ctx, query.Scope{AppID: mine}, other); !errors.Is(err, query.ErrNotFound) {
 		t.Fatalf("another application's event: %v", err)
 	}
-	if _, err := s.Patch(ctx, Scope{AppID: mine}, Actor{AppID: mine}, other, "", map[string]json.RawMessage{"name": json.RawMessage(`"x"`)}); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Patch(ctx, query.Scope{AppID: mine}, query.Actor{AppID: mine}, other, "", map[string]json.RawMessage{"name": json.RawMessage(`"x"`)}); !errors.Is(err, query.ErrNotFound) {
 		t.Fatalf("patching another application's event: %v", err)
 	}
-	list, _, err := s.Events(ctx, Scope{AppID: mine}, EventFilter{}, paging.Request{})
+	list, _, err := s.Events(ctx, query.Scope{AppID: mine}, query.EventFilter{}, paging.Request{})
 	if err != nil || len(list) != 1 || list[0].ApplicationID != mine {
 		t.Fatalf("list: %v %+v", err, list)
 	}
-	all, _, _ := s.Events(ctx, Scope{}, EventFilter{}, paging.Request{})
+	all, _, _ := s.Events(ctx, query.Scope{}, query.EventFilter{}, paging.Request{})
 	if len(all) != 2 {
 		t.Fatalf("admin sees %d events", len(all))
 	}
@@ -129,7 +141,7 @@ func TestPaginationStableUnderInserts(t *testing.T) {
 	seen := map[uuid.UUID]bool{}
 	cursor := ""
 	for page := 0; ; page++ {
-		list, links, err := s.Events(ctx, Scope{}, EventFilter{Order: Oldest}, paging.Request{Limit: 7, Cursor: cursor})
+		list, links, err := s.Events(ctx, query.Scope{}, query.EventFilter{Order: query.Oldest}, paging.Request{Limit: 7, Cursor: cursor})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package admin
+package postgres
 
 import (
 	"context"
@@ -14,116 +14,44 @@ import (
 	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/testkit"
+	"github.com/the-eye/eye/services/query-api/internal/admin"
 	"github.com/the-eye/eye/services/query-api/internal/paging"
 )
 
-func TestMain(m *testing.M) { testkit.Main(m, pg.MigrateDSN) }
-
-func newStore(t *testing.T) (*Store, *sqlx.DB) {
+// newAdmin returns the administration domain on an Admin on a fresh
+// database.
+func newAdmin(t *testing.T) (*admin.Service, *sqlx.DB) {
 	t.Helper()
 	db, err := pg.Open(context.Background(), testkit.Postgres(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	s, err := NewStore(db, Config{Timeout: 5 * time.Second, RotationOverlap: time.Hour})
+	st, err := NewAdmin(db, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := admin.NewService(st, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s, db
 }
 
+// code is the code of an *admin.InvalidError, or "".
 func code(err error) string {
-	var ie *InvalidError
+	var ie *admin.InvalidError
 	if errors.As(err, &ie) {
 		return ie.Code
 	}
 	return ""
 }
 
-func TestOrigins(t *testing.T) {
-	for in, want := range map[string]string{
-		"*":                          "*",
-		"https://shop.example":       "https://shop.example",
-		"HTTPS://Shop.Example":       "https://shop.example",
-		"http://localhost:3000":      "http://localhost:3000",
-		"https://shop.example:443":   "https://shop.example",
-		"http://shop.example:80":     "http://shop.example",
-		"http://[::1]:8080":          "http://[::1]:8080",
-		"chrome-extension://abcdef":  "chrome-extension://abcdef",
-		"https://shop.example/":      "",
-		"https://shop.example/path":  "",
-		"shop.example":               "",
-		"https://":                   "",
-		"https://user@shop.example":  "",
-		"https://shop.example?x=1":   "",
-		"https://shop.example#top":   "",
-		"https://*.shop.example":     "",
-		"https://shop.example:0":     "",
-		"https://shop.example:99999": "",
-		"https://shop.example:":      "",
-		"https://shop example":       "",
-		"":                           "",
-		"**":                         "",
-	} {
-		got, err := canonicalOrigin(in)
-		if want == "" {
-			if code(err) != "invalid_origin" {
-				t.Errorf("%q: accepted as %q (%v)", in, got, err)
-			}
-			continue
-		}
-		if err != nil || got != want {
-			t.Errorf("%q: %q %v, want %q", in, got, err, want)
-		}
-	}
-}
-
-func TestInputRules(t *testing.T) {
-	if _, err := validName("  "); code(err) != "invalid_name" {
-		t.Errorf("blank name: %v", err)
-	}
-	if n, err := validName("  shop "); n != "shop" || err != nil {
-		t.Errorf("name is trimmed: %q %v", n, err)
-	}
-	if _, err := validName(strings.Repeat("x", MaxNameLen+1)); code(err) != "invalid_name" {
-		t.Errorf("long name: %v", err)
-	}
-	for _, s := range []Settings{{RateLimit: -1}, {RateBurst: -1}, {RateLimit: 2e9}} {
-		if _, err := s.normalize(); code(err) != "invalid_rate" {
-			t.Errorf("%+v: %v", s, err)
-		}
-	}
-	s, err := Settings{AllowedOrigins: []string{"https://a.example", "HTTPS://A.EXAMPLE", "*"}}.normalize()
-	if err != nil || !slices.Equal(s.AllowedOrigins, []string{"https://a.example", "*"}) {
-		t.Errorf("origins deduplicated: %+v %v", s, err)
-	}
-	for _, scopes := range [][]auth.Scope{nil, {"owner"}, {auth.ScopeWrite, auth.ScopeRead}, {auth.ScopeWrite, auth.ScopeAdmin}} {
-		if _, err := (NewKey{Scopes: scopes}).normalize(); code(err) != "invalid_scope" {
-			t.Errorf("scopes %v: %v", scopes, err)
-		}
-	}
-	k, err := NewKey{Scopes: []auth.Scope{auth.ScopeAdmin, auth.ScopeRead, auth.ScopeAdmin}, Label: " ops "}.normalize()
-	if err != nil || !slices.Equal(k.Scopes, []auth.Scope{auth.ScopeRead, auth.ScopeAdmin}) || k.Label != "ops" {
-		t.Errorf("scopes normalised: %+v %v", k, err)
-	}
-	for in, want := range map[string]time.Duration{"": 7 * time.Minute, "24h": 24 * time.Hour, "0s": 0, "90m": 90 * time.Minute} {
-		if d, err := ParseOverlap(in, 7*time.Minute); d != want || err != nil {
-			t.Errorf("overlap %q: %s %v", in, d, err)
-		}
-	}
-	for _, in := range []string{"-1h", "tomorrow", "9000h", "24"} {
-		if _, err := ParseOverlap(in, time.Hour); code(err) != "invalid_overlap" {
-			t.Errorf("overlap %q: %v", in, err)
-		}
-	}
-}
-
 func TestApplications(t *testing.T) {
 	ctx := context.Background()
-	s, _ := newStore(t)
-	app, err := s.CreateApplication(ctx, NewApplication{Name: "shop",
-		Settings: Settings{AllowedOrigins: []string{"https://Shop.example"}, RateLimit: 5, RateBurst: 10, StrictSessions: true}})
+	s, _ := newAdmin(t)
+	app, err := s.CreateApplication(ctx, admin.NewApplication{Name: "shop",
+		Settings: admin.Settings{AllowedOrigins: []string{"https://Shop.example"}, RateLimit: 5, RateBurst: 10, StrictSessions: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,27 +59,27 @@ func TestApplications(t *testing.T) {
 		!slices.Equal(app.Settings.AllowedOrigins, []string{"https://shop.example"}) || app.Settings.RateBurst != 10 || !app.Settings.StrictSessions {
 		t.Fatalf("created %+v", app)
 	}
-	if _, err := s.CreateApplication(ctx, NewApplication{Name: ""}); code(err) != "invalid_name" {
+	if _, err := s.CreateApplication(ctx, admin.NewApplication{Name: ""}); code(err) != "invalid_name" {
 		t.Fatalf("empty name: %v", err)
 	}
 	got, err := s.Application(ctx, app.ID)
 	if err != nil || got.Name != "shop" || got.Settings.RateLimit != 5 {
 		t.Fatalf("get: %+v %v", got, err)
 	}
-	if _, err := s.Application(ctx, uuid.New()); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Application(ctx, uuid.New()); !errors.Is(err, admin.ErrNotFound) {
 		t.Fatalf("unknown id: %v", err)
 	}
 
 	name, strict, origins := "web shop", false, []string{}
-	got, err = s.UpdateApplication(ctx, app.ID, ApplicationChange{Name: &name, StrictSessions: &strict, AllowedOrigins: &origins})
+	got, err = s.UpdateApplication(ctx, app.ID, admin.ApplicationChange{Name: &name, StrictSessions: &strict, AllowedOrigins: &origins})
 	if err != nil || got.Name != "web shop" || got.Settings.StrictSessions || len(got.Settings.AllowedOrigins) != 0 || got.Settings.RateLimit != 5 {
 		t.Fatalf("update: %+v %v", got, err)
 	}
 	neg := -1
-	if _, err := s.UpdateApplication(ctx, app.ID, ApplicationChange{RateBurst: &neg}); code(err) != "invalid_rate" {
+	if _, err := s.UpdateApplication(ctx, app.ID, admin.ApplicationChange{RateBurst: &neg}); code(err) != "invalid_rate" {
 		t.Fatalf("negative burst: %v", err)
 	}
-	if _, err := s.UpdateApplication(ctx, uuid.New(), ApplicationChange{Name: &name}); !errors.Is(err, ErrNotFound) {
+	if _, err := s.UpdateApplication(ctx, uuid.New(), admin.ApplicationChange{Name: &name}); !errors.Is(err, admin.ErrNotFound) {
 		t.Fatalf("update unknown: %v", err)
 	}
 
@@ -164,19 +92,19 @@ func TestApplications(t *testing.T) {
 	if again.DisabledAt == nil || *again.DisabledAt != *got.DisabledAt {
 		t.Fatalf("disabling twice moved disabled_at: %v then %v", got.DisabledAt, again.DisabledAt)
 	}
-	if _, err := s.Disable(ctx, app.ID, app.ID); !errors.Is(err, ErrOwnApplication) {
+	if _, err := s.Disable(ctx, app.ID, app.ID); !errors.Is(err, admin.ErrOwnApplication) {
 		t.Fatalf("disable own application: %v", err)
 	}
 	if got, err = s.Enable(ctx, app.ID); err != nil || got.DisabledAt != nil {
 		t.Fatalf("enable: %+v %v", got, err)
 	}
-	if _, err := s.Enable(ctx, uuid.New()); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Enable(ctx, uuid.New()); !errors.Is(err, admin.ErrNotFound) {
 		t.Fatalf("enable unknown: %v", err)
 	}
 
 	// Keyset pagination walks every application once.
 	for i := range 4 {
-		if _, err := s.CreateApplication(ctx, NewApplication{Name: "app " + string(rune('a'+i))}); err != nil {
+		if _, err := s.CreateApplication(ctx, admin.NewApplication{Name: "app " + string(rune('a'+i))}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -205,17 +133,17 @@ func TestApplications(t *testing.T) {
 
 func TestKeysLifecycle(t *testing.T) {
 	ctx := context.Background()
-	s, db := newStore(t)
+	s, db := newAdmin(t)
 	keys, _ := auth.NewPGStore(db)
-	app, err := s.CreateApplication(ctx, NewApplication{Name: "shop", Settings: Settings{RateLimit: 3}})
+	app, err := s.CreateApplication(ctx, admin.NewApplication{Name: "shop", Settings: admin.Settings{RateLimit: 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := s.CreateKey(ctx, app.ID, NewKey{Scopes: []auth.Scope{auth.ScopeWrite}, Label: "site"})
+	w, err := s.CreateKey(ctx, app.ID, admin.NewKey{Scopes: []auth.Scope{auth.ScopeWrite}, Label: "site"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := s.CreateKey(ctx, app.ID, NewKey{Scopes: []auth.Scope{auth.ScopeAdmin, auth.ScopeRead}})
+	r, err := s.CreateKey(ctx, app.ID, admin.NewKey{Scopes: []auth.Scope{auth.ScopeAdmin, auth.ScopeRead}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,10 +155,10 @@ func TestKeysLifecycle(t *testing.T) {
 	if err != nil || p.KeyID != w.ID || p.AppID != app.ID || p.Settings.RateLimit != 3 || !p.Has(auth.ScopeWrite) {
 		t.Fatalf("lookup of a created key: %+v %v", p, err)
 	}
-	if _, err := s.CreateKey(ctx, uuid.New(), NewKey{Scopes: []auth.Scope{auth.ScopeRead}}); !errors.Is(err, ErrNotFound) {
+	if _, err := s.CreateKey(ctx, uuid.New(), admin.NewKey{Scopes: []auth.Scope{auth.ScopeRead}}); !errors.Is(err, admin.ErrNotFound) {
 		t.Fatalf("key for an unknown application: %v", err)
 	}
-	if _, err := s.CreateKey(ctx, app.ID, NewKey{Scopes: []auth.Scope{"root"}}); code(err) != "invalid_scope" {
+	if _, err := s.CreateKey(ctx, app.ID, admin.NewKey{Scopes: []auth.Scope{"root"}}); code(err) != "invalid_scope" {
 		t.Fatalf("unknown scope: %v", err)
 	}
 
@@ -238,7 +166,7 @@ func TestKeysLifecycle(t *testing.T) {
 	if err != nil || len(list) != 2 || list[0].ID != w.ID || list[1].ID != r.ID || list[0].Prefix != w.Prefix {
 		t.Fatalf("list: %+v %v", list, err)
 	}
-	if _, err := s.Keys(ctx, uuid.New()); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Keys(ctx, uuid.New()); !errors.Is(err, admin.ErrNotFound) {
 		t.Fatalf("keys of an unknown application: %v", err)
 	}
 
@@ -273,13 +201,13 @@ func TestKeysLifecycle(t *testing.T) {
 	if _, err := keys.LookupKey(ctx, auth.HashKey(w.Secret)); !errors.Is(err, auth.ErrUnknownKey) {
 		t.Fatalf("old key after a zero overlap: %v", err)
 	}
-	if _, err := s.RotateKey(ctx, w.ID, "1h"); !errors.Is(err, ErrKeyExpired) {
+	if _, err := s.RotateKey(ctx, w.ID, "1h"); !errors.Is(err, admin.ErrKeyExpired) {
 		t.Fatalf("rotate an expired key: %v", err)
 	}
 	if _, err := s.RotateKey(ctx, rot.ID, "-1h"); code(err) != "invalid_overlap" {
 		t.Fatalf("negative overlap: %v", err)
 	}
-	if _, err := s.RotateKey(ctx, uuid.New(), ""); !errors.Is(err, ErrNotFound) {
+	if _, err := s.RotateKey(ctx, uuid.New(), ""); !errors.Is(err, admin.ErrNotFound) {
 		t.Fatalf("rotate unknown: %v", err)
 	}
 
@@ -295,10 +223,10 @@ func TestKeysLifecycle(t *testing.T) {
 	if err != nil || !again.RevokedAt.Equal(rev.RevokedAt.Time) {
 		t.Fatalf("revoke twice: %+v %v", again, err)
 	}
-	if _, err := s.RotateKey(ctx, r.ID, ""); !errors.Is(err, ErrKeyRevoked) {
+	if _, err := s.RotateKey(ctx, r.ID, ""); !errors.Is(err, admin.ErrKeyRevoked) {
 		t.Fatalf("rotate a revoked key: %v", err)
 	}
-	if _, err := s.RevokeKey(ctx, uuid.New()); !errors.Is(err, ErrNotFound) {
+	if _, err := s.RevokeKey(ctx, uuid.New()); !errors.Is(err, admin.ErrNotFound) {
 		t.Fatalf("revoke unknown: %v", err)
 	}
 

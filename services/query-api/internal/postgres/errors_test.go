@@ -1,4 +1,4 @@
-package query
+package postgres
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/event"
 	"github.com/the-eye/eye/services/query-api/internal/paging"
+	"github.com/the-eye/eye/services/query-api/internal/query"
 )
 
 // errRec is an error record to insert directly, as the writer stores it.
@@ -89,7 +90,7 @@ func TestErrorFiltersAndSummary(t *testing.T) {
 	)
 	db.MustExec(`UPDATE errors SET replayed_as = id, replayed_at = now() WHERE id = $1`, ids[0])
 
-	list := func(sc Scope, f ErrorFilter) []uuid.UUID {
+	list := func(sc query.Scope, f query.ErrorFilter) []uuid.UUID {
 		t.Helper()
 		res, _, err := s.Errors(ctx, sc, f, paging.Request{})
 		if err != nil {
@@ -104,29 +105,29 @@ func TestErrorFiltersAndSummary(t *testing.T) {
 	yes, no := true, false
 	for _, c := range []struct {
 		name string
-		sc   Scope
-		f    ErrorFilter
+		sc   query.Scope
+		f    query.ErrorFilter
 		want []uuid.UUID
 	}{
-		{"category", Scope{AppID: mine}, ErrorFilter{Category: "page interaction"}, []uuid.UUID{ids[2], ids[1], ids[0]}},
-		{"category and name", Scope{AppID: mine}, ErrorFilter{Category: "page interaction", Name: "pageview"}, []uuid.UUID{ids[1], ids[0]}},
-		{"name across applications", Scope{}, ErrorFilter{Name: "pageview"}, []uuid.UUID{ids[4], ids[1], ids[0]}},
-		{"replayed", Scope{}, ErrorFilter{Replayed: &yes}, []uuid.UUID{ids[0]}},
-		{"not replayed, reason, range", Scope{AppID: mine}, ErrorFilter{Replayed: &no, Reason: "empty_data", From: &t0, To: timeAt(t0.Add(time.Hour))}, []uuid.UUID{ids[1]}},
+		{"category", query.Scope{AppID: mine}, query.ErrorFilter{Category: "page interaction"}, []uuid.UUID{ids[2], ids[1], ids[0]}},
+		{"category and name", query.Scope{AppID: mine}, query.ErrorFilter{Category: "page interaction", Name: "pageview"}, []uuid.UUID{ids[1], ids[0]}},
+		{"name across applications", query.Scope{}, query.ErrorFilter{Name: "pageview"}, []uuid.UUID{ids[4], ids[1], ids[0]}},
+		{"replayed", query.Scope{}, query.ErrorFilter{Replayed: &yes}, []uuid.UUID{ids[0]}},
+		{"not replayed, reason, range", query.Scope{AppID: mine}, query.ErrorFilter{Replayed: &no, Reason: "empty_data", From: &t0, To: timeAt(t0.Add(time.Hour))}, []uuid.UUID{ids[1]}},
 	} {
 		if got := list(c.sc, c.f); !equalIDs(got, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
 	}
-	e, err := s.Error(ctx, Scope{}, ids[1])
+	e, err := s.Error(ctx, query.Scope{}, ids[1])
 	if err != nil || *e.Category != "page interaction" || *e.Name != "pageview" || *e.SchemaVersion != 2 || e.ReplayedAs != nil {
 		t.Fatalf("error record: %v %+v", err, e)
 	}
-	if e, _ := s.Error(ctx, Scope{}, ids[0]); e.ReplayedAs == nil || *e.ReplayedAs != ids[0] || e.ReplayedAt == nil {
+	if e, _ := s.Error(ctx, query.Scope{}, ids[0]); e.ReplayedAs == nil || *e.ReplayedAs != ids[0] || e.ReplayedAt == nil {
 		t.Fatalf("replayed record: %+v", e)
 	}
 
-	summary := func(sc Scope, f ErrorFilter, by ...string) []ErrorGroup {
+	summary := func(sc query.Scope, f query.ErrorFilter, by ...string) []query.ErrorGroup {
 		t.Helper()
 		res, err := s.Summary(ctx, sc, f, by)
 		if err != nil {
@@ -139,7 +140,7 @@ func TestErrorFiltersAndSummary(t *testing.T) {
 	}
 	// By reason (the default), mine only: a record with two reasons counts
 	// in both groups, with one of a repeated code once.
-	got := summary(Scope{AppID: mine}, ErrorFilter{})
+	got := summary(query.Scope{AppID: mine}, query.ErrorFilter{})
 	want := []struct {
 		reason      string
 		count       int64
@@ -161,7 +162,7 @@ func TestErrorFiltersAndSummary(t *testing.T) {
 	}
 	// By category and name, for an admin, over a range: the gateway's
 	// record has neither.
-	got = summary(Scope{}, ErrorFilter{From: timeAt(t0.Add(time.Minute))}, ByCategory, ByName)
+	got = summary(query.Scope{}, query.ErrorFilter{From: timeAt(t0.Add(time.Minute))}, query.ByCategory, query.ByName)
 	type cn struct {
 		category, name string
 		count          int64
@@ -188,7 +189,7 @@ func TestErrorFiltersAndSummary(t *testing.T) {
 		}
 	}
 	// By schema version and reason, for one category.
-	got = summary(Scope{AppID: mine}, ErrorFilter{Category: "page interaction", Name: "pageview"}, BySchemaVersion, ByReason)
+	got = summary(query.Scope{AppID: mine}, query.ErrorFilter{Category: "page interaction", Name: "pageview"}, query.BySchemaVersion, query.ByReason)
 	wantVersions := []struct {
 		version int
 		reason  string
@@ -201,10 +202,10 @@ func TestErrorFiltersAndSummary(t *testing.T) {
 			t.Errorf("group %d: %+v, want %+v", i, g, w)
 		}
 	}
-	if _, err := s.Summary(ctx, Scope{}, ErrorFilter{}, []string{"colour"}); !errors.Is(err, ErrBadGrouping) {
+	if _, err := s.Summary(ctx, query.Scope{}, query.ErrorFilter{}, []string{"colour"}); !errors.Is(err, query.ErrBadGrouping) {
 		t.Fatalf("unknown grouping: %v", err)
 	}
-	if _, err := s.Summary(ctx, Scope{}, ErrorFilter{}, []string{ByName, ByName}); !errors.Is(err, ErrBadGrouping) {
+	if _, err := s.Summary(ctx, query.Scope{}, query.ErrorFilter{}, []string{query.ByName, query.ByName}); !errors.Is(err, query.ErrBadGrouping) {
 		t.Fatalf("repeated grouping: %v", err)
 	}
 }
@@ -245,11 +246,11 @@ func (p *replayPub) raw(t *testing.T, i int) contract.RawEvent {
 	return r
 }
 
-func newReplayer(t *testing.T) (*Replayer, *replayPub, *sqlx.DB) {
+func newReplayer(t *testing.T) (*query.Replayer, *replayPub, *sqlx.DB) {
 	t.Helper()
-	s, db := newStore(t)
+	_, db := newStore(t)
 	pub := &replayPub{}
-	r, err := NewReplayer(s, pub, "eye.events.raw.v1", time.Second)
+	r, err := query.NewReplayer(storeOn(t, db), event.DefaultRules(), pub, "eye.events.raw.v1", time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,24 +277,24 @@ func TestReplayOne(t *testing.T) {
 		received: received, detected: received.Add(time.Second)})[0]
 	fixed := json.RawMessage(replayDoc(`{"host": "h", "path": "/"}`, ""))
 
-	rep, err := r.ReplayOne(ctx, Scope{}, id, nil, true)
+	rep, err := r.ReplayOne(ctx, query.Scope{}, id, nil, true)
 	if err != nil || !rep.DryRun || rep.Matched != 1 || rep.Passing != 0 || rep.Failing != 1 || rep.Published != 0 ||
 		len(rep.Failures) != 1 || rep.Failures[0].Code != event.CodeEmptyData || rep.Results[0].Passes || rep.Results[0].EventID != id {
 		t.Fatalf("dry run of the original: %v %+v", err, rep)
 	}
-	rep, err = r.ReplayOne(ctx, Scope{}, id, fixed, true)
+	rep, err = r.ReplayOne(ctx, query.Scope{}, id, fixed, true)
 	if err != nil || rep.Passing != 1 || !rep.Results[0].Passes || len(rep.Results[0].Reasons) != 0 || len(pub.msgs) != 0 {
 		t.Fatalf("dry run of the fix: %v %+v", err, rep)
 	}
-	if _, err := r.ReplayOne(ctx, Scope{}, id, nil, false); !errors.Is(err, ErrReplayInvalid) || !strings.Contains(err.Error(), "empty_data") || len(pub.msgs) != 0 {
+	if _, err := r.ReplayOne(ctx, query.Scope{}, id, nil, false); !errors.Is(err, query.ErrReplayInvalid) || !strings.Contains(err.Error(), "empty_data") || len(pub.msgs) != 0 {
 		t.Fatalf("replaying what still fails: %v (%d published)", err, len(pub.msgs))
 	}
-	if _, err := r.ReplayOne(ctx, Scope{AppID: uuid.New()}, id, fixed, false); !errors.Is(err, ErrNotFound) {
+	if _, err := r.ReplayOne(ctx, query.Scope{AppID: uuid.New()}, id, fixed, false); !errors.Is(err, query.ErrNotFound) {
 		t.Fatalf("another application's record: %v", err)
 	}
 
 	for attempt := 1; attempt <= 2; attempt++ {
-		rep, err = r.ReplayOne(ctx, Scope{}, id, fixed, false)
+		rep, err = r.ReplayOne(ctx, query.Scope{}, id, fixed, false)
 		if err != nil || rep.DryRun || rep.Published != 1 || !rep.Results[0].Published || rep.Results[0].Attempt != attempt {
 			t.Fatalf("replay %d: %v %+v", attempt, err, rep)
 		}
@@ -305,7 +306,7 @@ func TestReplayOne(t *testing.T) {
 			raw.ReplayOf == nil || raw.ReplayOf.ErrorID != id || raw.ReplayOf.Attempt != attempt {
 			t.Fatalf("replay %d published %s %s %s", attempt, m.Topic, m.Key, m.Value)
 		}
-		e, err := r.store.Error(ctx, Scope{}, id)
+		e, err := storeOn(t, db).Error(ctx, query.Scope{}, id)
 		if err != nil || e.ReplayedAs == nil || *e.ReplayedAs != id || e.ReplayedAt == nil || e.ReplayAttempts != attempt {
 			t.Fatalf("after replay %d: %v %+v", attempt, err, e)
 		}
@@ -314,10 +315,10 @@ func TestReplayOne(t *testing.T) {
 	// Kafka down: nothing recorded as replayed (the attempt is counted).
 	other := addErrors(t, db, errRec{app: app, reasons: reasonsOf(event.CodeEmptyData), payload: replayDoc(`{}`, ""), detected: received})[0]
 	pub.fail = errors.New("broker down")
-	if _, err := r.ReplayOne(ctx, Scope{}, other, fixed, false); !errors.Is(err, ErrReplayNotPublished) {
+	if _, err := r.ReplayOne(ctx, query.Scope{}, other, fixed, false); !errors.Is(err, query.ErrReplayNotPublished) {
 		t.Fatalf("publish failure: %v", err)
 	}
-	if e, _ := r.store.Error(ctx, Scope{}, other); e.ReplayedAs != nil {
+	if e, _ := storeOn(t, db).Error(ctx, query.Scope{}, other); e.ReplayedAs != nil {
 		t.Fatalf("unpublished replay recorded: %+v", e)
 	}
 }
@@ -344,13 +345,13 @@ func TestReplayEventIDs(t *testing.T) {
 	fixed := json.RawMessage(replayDoc(`{"a": 1}`, ""))
 	for _, c := range []struct {
 		id, want uuid.UUID
-	}{{third, first}, {second, first}, {envelope, uuid.NewSHA1(replayNamespace, envelope[:])}} {
-		rep, err := r.ReplayOne(ctx, Scope{}, c.id, fixed, false)
+	}{{third, first}, {second, first}, {envelope, uuid.NewSHA1(uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://the-eye/replay")), envelope[:])}} {
+		rep, err := r.ReplayOne(ctx, query.Scope{}, c.id, fixed, false)
 		if err != nil || rep.Results[0].EventID != c.want || pub.raw(t, len(pub.msgs)-1).EventID != c.want {
 			t.Fatalf("replay of %s: %v %+v, want event %s", c.id, err, rep, c.want)
 		}
 	}
-	rep, err := r.ReplayOne(ctx, Scope{}, orphan, fixed, true)
+	rep, err := r.ReplayOne(ctx, query.Scope{}, orphan, fixed, true)
 	if err != nil || rep.Passing != 0 || rep.Failures[0].Code != event.CodeUnknownApplication {
 		t.Fatalf("record of no application: %v %+v", err, rep)
 	}
@@ -379,9 +380,9 @@ func TestBulkReplayAfterASchemaFix(t *testing.T) {
 		payload:  `{"session_id": "` + replaySession + `", "category": "x", "name": "y", "data": {"a": 1}, "timestamp": "2021-06-15 00:00:00"}`,
 		detected: t0.Add(11 * time.Second)})[0]
 	notReplayed := false
-	all := ErrorFilter{Replayed: &notReplayed}
+	all := query.ErrorFilter{Replayed: &notReplayed}
 
-	rep, err := r.ReplayMatching(ctx, Scope{}, all, 0, true)
+	rep, err := r.ReplayMatching(ctx, query.Scope{}, all, 0, true)
 	if err != nil || rep.Matched != 5 || rep.Passing != 0 || rep.Failing != 5 || rep.More {
 		t.Fatalf("dry run before the fix: %v %+v", err, rep)
 	}
@@ -390,14 +391,14 @@ func TestBulkReplayAfterASchemaFix(t *testing.T) {
 	if f := rep.Failures[0]; f.Code != "schema_violation" || f.Field != "/data/path" || f.Count != 4 || len(f.ErrorIDs) != 4 {
 		t.Fatalf("failures before the fix: %+v", rep.Failures)
 	}
-	if !strings.Contains(strings.Join(rep.Checked, ","), CheckSchemas) {
+	if !strings.Contains(strings.Join(rep.Checked, ","), query.CheckSchemas) {
 		t.Fatalf("checks: %v", rep.Checked)
 	}
 
 	// The fix: version 2 makes path optional.
 	db.MustExec(`INSERT INTO event_schemas (category, name, version, schema, published_at) VALUES
 		('page interaction', 'pageview', 2, '{"type": "object", "required": ["host"]}', now())`)
-	rep, err = r.ReplayMatching(ctx, Scope{}, all, 0, true)
+	rep, err = r.ReplayMatching(ctx, query.Scope{}, all, 0, true)
 	codes := map[event.Code]int{}
 	for _, f := range rep.Failures {
 		codes[f.Code] = f.Count
@@ -406,12 +407,12 @@ func TestBulkReplayAfterASchemaFix(t *testing.T) {
 		codes[event.CodeEmptyData] != 1 || codes["unknown_event_type"] != 1 {
 		t.Fatalf("dry run after the fix: %v %+v", err, rep)
 	}
-	rep, err = r.ReplayMatching(ctx, Scope{}, all, 2, true)
+	rep, err = r.ReplayMatching(ctx, query.Scope{}, all, 2, true)
 	if err != nil || rep.Matched != 2 || !rep.More {
 		t.Fatalf("dry run with a limit: %v %+v", err, rep)
 	}
 
-	rep, err = r.ReplayMatching(ctx, Scope{}, ErrorFilter{Replayed: &notReplayed, Category: "page interaction"}, 0, false)
+	rep, err = r.ReplayMatching(ctx, query.Scope{}, query.ErrorFilter{Replayed: &notReplayed, Category: "page interaction"}, 0, false)
 	if err != nil || rep.Published != 3 || rep.Passing != 3 || len(pub.msgs) != 3 {
 		t.Fatalf("replay: %v %+v", err, rep)
 	}
@@ -420,12 +421,12 @@ func TestBulkReplayAfterASchemaFix(t *testing.T) {
 			t.Fatalf("published %d: %+v", i, raw)
 		}
 	}
-	rep, err = r.ReplayMatching(ctx, Scope{}, all, 0, false)
+	rep, err = r.ReplayMatching(ctx, query.Scope{}, all, 0, false)
 	if err != nil || rep.Matched != 2 || rep.Published != 0 || len(pub.msgs) != 3 {
 		t.Fatalf("second replay: %v %+v", err, rep)
 	}
 	for _, id := range []uuid.UUID{empty, untyped} {
-		if e, _ := r.store.Error(ctx, Scope{}, id); e.ReplayedAs != nil || e.ReplayAttempts != 0 {
+		if e, _ := storeOn(t, db).Error(ctx, query.Scope{}, id); e.ReplayedAs != nil || e.ReplayAttempts != 0 {
 			t.Fatalf("a record that still fails was replayed: %+v", e)
 		}
 	}
