@@ -288,7 +288,7 @@ func buildAdminCLI(t *testing.T) string {
 	bin := filepath.Join(binDir, "eye-admin")
 	adminCLIOnce.Do(func() {
 		cmd := exec.Command("go", "build", "-o", bin, "./cmd/eye-admin")
-		cmd.Dir = ".."
+		cmd.Dir = "../.." // pkg: the runtime module
 		if out, err := cmd.CombinedOutput(); err != nil {
 			adminCLIErr = &buildError{err: err, out: string(out)}
 		}
