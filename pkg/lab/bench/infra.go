@@ -18,11 +18,11 @@ import (
 	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/devstack"
-	"github.com/the-eye/eye/pkg/lab/harness"
 	"github.com/the-eye/eye/pkg/kafkax"
+	"github.com/the-eye/eye/pkg/lab/harness"
 	"github.com/the-eye/eye/pkg/lab/loadgen"
-	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/lab/stack"
+	"github.com/the-eye/eye/pkg/pg"
 )
 
 // broker is a Kafka broker the scenarios run against.
@@ -105,17 +105,19 @@ func (b *Bench) startApache(ctx context.Context) (*broker, error) {
 // (pkg/lab/harness).
 type pipeline struct {
 	*harness.Pipeline
-	b       *Bench
-	br      *broker
-	name    string
-	dir     string
-	prefix  string
-	topics  contract.Topics
-	db      string
-	dsn     string
-	apps    []loadgen.App
-	appIDs  []uuid.UUID
-	readKey string
+	b      *Bench
+	br     *broker
+	name   string
+	dir    string
+	prefix string
+	topics contract.Topics
+	db     string
+	dsn    string
+	apps   []loadgen.App
+	appIDs []uuid.UUID
+	// adminKey polls GET /events/{id} for the ingest-to-queryable figure:
+	// the traffic comes from many applications, which only an admin key sees.
+	adminKey string
 }
 
 // appCount and appWeight shape the traffic: 16 applications, each with a
@@ -168,7 +170,7 @@ func (b *Bench) newPipeline(ctx context.Context, br *broker, name string) (*pipe
 		p.apps = append(p.apps, loadgen.App{Key: key, Weight: appWeight(k)})
 		p.appIDs = append(p.appIDs, app)
 	}
-	if p.readKey, err = auth.NewKey(auth.ScopeRead); err != nil {
+	if p.adminKey, err = auth.NewKey(auth.ScopeAdmin); err != nil {
 		return nil, err
 	}
 	if err := kafkax.EnsureTopics(ctx, []string{br.addr}, 6, 1, p.topics.All()...); err != nil {
@@ -179,7 +181,7 @@ func (b *Bench) newPipeline(ctx context.Context, br *broker, name string) (*pipe
 	// (dev application, read + admin: sees every application's events).
 	// They start as each scenario needs them, on free ports.
 	p.Pipeline, err = harness.New(ctx, harness.Options{BinDir: b.bin, LogDir: p.dir,
-		Brokers: br.addr, PostgresDSN: p.dsn, TopicPrefix: p.prefix, ReadKey: p.readKey})
+		Brokers: br.addr, PostgresDSN: p.dsn, TopicPrefix: p.prefix, AdminKey: p.adminKey})
 	if err != nil {
 		return nil, err
 	}

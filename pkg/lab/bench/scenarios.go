@@ -18,11 +18,11 @@ import (
 
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/devstack"
-	"github.com/the-eye/eye/pkg/lab/harness"
 	"github.com/the-eye/eye/pkg/kafkax"
+	"github.com/the-eye/eye/pkg/lab/harness"
 	"github.com/the-eye/eye/pkg/lab/loadgen"
-	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/lab/stack"
+	"github.com/the-eye/eye/pkg/pg"
 )
 
 // Targets of the issue, for this 2-core machine with the load generator on
@@ -549,7 +549,7 @@ func (b *Bench) e2eStep(ctx context.Context, br *broker, rate float64, probe boo
 		for range 32 {
 			probes.Go(func() {
 				for x := range queue {
-					if !waitVisible(ctx, qclient, base+x.first.String(), p.readKey, x.acked, s.visible) {
+					if !waitVisible(ctx, qclient, base+x.first.String(), p.adminKey, x.acked, s.visible) {
 						lost.Add(1)
 					}
 				}

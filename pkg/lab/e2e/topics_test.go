@@ -14,8 +14,8 @@ import (
 
 	"github.com/the-eye/eye/pkg/contract"
 	"github.com/the-eye/eye/pkg/kafkax"
-	"github.com/the-eye/eye/pkg/metrics"
 	"github.com/the-eye/eye/pkg/lab/stack"
+	"github.com/the-eye/eye/pkg/metrics"
 	"github.com/the-eye/eye/pkg/topicschema"
 )
 

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/lab/stack"
+	"github.com/the-eye/eye/pkg/pg"
 )
 
 // The generated part of docs/reliability.md lies between these markers.

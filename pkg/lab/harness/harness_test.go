@@ -16,8 +16,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/the-eye/eye/pkg/lab/harness"
-	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/lab/stack"
+	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/testkit"
 )
 

@@ -37,8 +37,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/the-eye/eye/pkg/lab/bench"
 	"github.com/the-eye/eye/pkg/devstack"
+	"github.com/the-eye/eye/pkg/lab/bench"
 )
 
 func main() {

@@ -17,8 +17,8 @@ import (
 	"github.com/the-eye/eye/pkg/auth"
 	"github.com/the-eye/eye/pkg/devstack"
 	"github.com/the-eye/eye/pkg/lab/harness"
-	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/lab/stack"
+	"github.com/the-eye/eye/pkg/pg"
 	"github.com/the-eye/eye/pkg/testkit"
 )
 
